@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ActivityConfig(AppConfig):
+    """Agent heartbeats and the usage log."""
+
+    name = "activity"

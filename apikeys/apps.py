@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ApikeysConfig(AppConfig):
+    """Agent API keys: issuance, verification, agent-key authentication."""
+
+    name = "apikeys"

@@ -1,0 +1,94 @@
+"""Builds the nine-key envelope (spec §1.3) and the OpenAI error shape (spec §11.5).
+
+The renderer (`core.renderers`) uses `build_envelope` for every DRF response; the middleware and the
+Django-level error views use `error_response` for failures that happen outside DRF. Views never call
+either directly.
+"""
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from django.http import JsonResponse
+
+from core.context import request_id_var, request_started_var
+from core.errors import ErrorCode
+
+OPENAI_PREFIX = "/v1/"
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def _execution_time() -> float:
+    started = request_started_var.get()
+    return round(time.perf_counter() - started, 4) if started else 0.0
+
+
+def build_envelope(
+    *,
+    success: bool,
+    message: str,
+    data: Any = None,
+    tenant_id: str | None = None,
+    error: str | None = None,
+    error_code: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "success": success,
+        "message": message,
+        "data": data,
+        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "request_id": request_id_var.get(),
+        "tenant_id": tenant_id,
+        "execution_time": _execution_time(),
+        "error": error,
+        "error_code": error_code,
+    }
+
+
+def openai_error_body(code: str, status: int, error: str, param: str | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error,
+            "type": _OPENAI_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PREFIX)
+
+
+def error_response(
+    request, code: ErrorCode, error: str | None = None, *, data: Any = None, headers: dict | None = None
+) -> JsonResponse:
+    """An error answer built outside DRF (middleware, Django error views)."""
+    spec = code.spec
+    sentence = error or spec.error
+    if request is not None and is_openai_path(request.path):
+        body = openai_error_body(code.value, spec.status, sentence)
+    else:
+        body = build_envelope(success=False, message=spec.message, data=data, error=sentence,
+                              error_code=code.value)
+    response = JsonResponse(body, status=spec.status, json_dumps_params={"ensure_ascii": False})
+    for name, value in (headers or {}).items():
+        response[name] = value
+    if spec.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="maimconfig"'
+    return response
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

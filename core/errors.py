@@ -1,0 +1,129 @@
+"""The error-code catalogue (spec §1.16): the only codes the API ever emits.
+
+Each entry has the HTTP status, the short `message` and the default one-sentence `error`. Raise
+`core.exceptions.ApplicationError(ErrorCode.X)` (optionally with a more specific sentence); the exception
+handler turns it into the envelope. Nothing else in the project defines error codes or statuses.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: int
+    message: str
+    error: str
+
+
+class ErrorCode(str, Enum):
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    TENANT_002 = "TENANT_002"
+    TENANT_003 = "TENANT_003"
+    TENANT_008 = "TENANT_008"
+    AGENT_001 = "AGENT_001"
+    AGENT_002 = "AGENT_002"
+    AGENT_004 = "AGENT_004"
+    AGENT_011 = "AGENT_011"
+    AGENT_012 = "AGENT_012"
+    AGENT_013 = "AGENT_013"
+    KEY_001 = "KEY_001"
+    KEY_002 = "KEY_002"
+    KEY_003 = "KEY_003"
+    AUTH_001 = "AUTH_001"
+    AUTH_002 = "AUTH_002"
+    AUTH_003 = "AUTH_003"
+    AUTH_004 = "AUTH_004"
+    AUTH_005 = "AUTH_005"
+    AUTH_006 = "AUTH_006"
+    AUTH_007 = "AUTH_007"
+    AUTH_008 = "AUTH_008"
+    ACTIVITY_002 = "ACTIVITY_002"
+    PLUGIN_001 = "PLUGIN_001"
+    CHAT_001 = "CHAT_001"
+    CHAT_002 = "CHAT_002"
+    CHAT_003 = "CHAT_003"
+
+    @property
+    def spec(self) -> ErrorSpec:
+        return CATALOGUE[self]
+
+    @property
+    def status(self) -> int:
+        return CATALOGUE[self].status
+
+
+CATALOGUE: dict[ErrorCode, ErrorSpec] = {
+    ErrorCode.VALIDATION_ERROR: ErrorSpec(400, "Request validation failed", "The request is invalid."),
+    ErrorCode.NOT_AUTHENTICATED: ErrorSpec(
+        401, "Authentication required", "Authentication credentials were not provided or are invalid."
+    ),
+    ErrorCode.PERMISSION_DENIED: ErrorSpec(
+        403, "Permission denied", "You do not have permission to perform this action."
+    ),
+    ErrorCode.NOT_FOUND: ErrorSpec(404, "Not found", "The requested resource does not exist."),
+    ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(
+        405, "Method not allowed", "This method is not allowed on this route."
+    ),
+    ErrorCode.PAYLOAD_TOO_LARGE: ErrorSpec(
+        413, "Payload too large", "The request body is larger than the service accepts."
+    ),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ErrorSpec(
+        415, "Unsupported media type", "The request body must be sent as application/json."
+    ),
+    ErrorCode.RATE_LIMITED: ErrorSpec(429, "Too many requests", "Request rate limit exceeded."),
+    ErrorCode.INTERNAL_ERROR: ErrorSpec(
+        500, "Internal server error", "An unexpected error occurred while handling the request."
+    ),
+    ErrorCode.SERVICE_UNAVAILABLE: ErrorSpec(
+        503, "Service unavailable", "The database is unreachable; try again later."
+    ),
+    ErrorCode.TENANT_002: ErrorSpec(409, "Tenant name already in use", "A tenant with this name already exists."),
+    ErrorCode.TENANT_003: ErrorSpec(404, "Tenant not found", "The tenant does not exist."),
+    ErrorCode.TENANT_008: ErrorSpec(409, "Tenant is not active", "The tenant is not active."),
+    ErrorCode.AGENT_001: ErrorSpec(404, "Tenant not found", "The tenant named for the agent does not exist."),
+    ErrorCode.AGENT_002: ErrorSpec(
+        409, "Agent name already in use", "An agent with this name already exists in this tenant."
+    ),
+    ErrorCode.AGENT_004: ErrorSpec(404, "Agent not found", "The agent does not exist."),
+    ErrorCode.AGENT_011: ErrorSpec(
+        400, "Agent config references a system provider", "The agent config references a system provider."
+    ),
+    ErrorCode.AGENT_012: ErrorSpec(400, "Agent config invalid", "The agent config is invalid."),
+    ErrorCode.AGENT_013: ErrorSpec(409, "Agent is not active", "The agent is not active."),
+    ErrorCode.KEY_001: ErrorSpec(404, "API key not found", "The API key does not exist."),
+    ErrorCode.KEY_002: ErrorSpec(
+        409, "API key name already in use", "An API key with this name already exists in this tenant."
+    ),
+    ErrorCode.KEY_003: ErrorSpec(
+        409, "Operation not allowed in the key's status", "The operation is not allowed in the key's current status."
+    ),
+    ErrorCode.AUTH_001: ErrorSpec(401, "Invalid API key format", "The API key format is invalid."),
+    ErrorCode.AUTH_002: ErrorSpec(401, "API key expired", "The API key has expired."),
+    ErrorCode.AUTH_003: ErrorSpec(403, "Permission not granted", "The API key lacks the required permission."),
+    ErrorCode.AUTH_004: ErrorSpec(401, "API key disabled", "The API key is disabled."),
+    ErrorCode.AUTH_005: ErrorSpec(401, "API key not found", "The API key is unknown."),
+    ErrorCode.AUTH_006: ErrorSpec(403, "Tenant not active", "The API key's tenant is not active."),
+    ErrorCode.AUTH_007: ErrorSpec(403, "Agent not active", "The API key's agent is not active."),
+    ErrorCode.AUTH_008: ErrorSpec(
+        429, "API key rate limit reached", "The API key's per-minute rate limit has been reached."
+    ),
+    ErrorCode.ACTIVITY_002: ErrorSpec(404, "Heartbeat refused", "The heartbeat was refused."),
+    ErrorCode.PLUGIN_001: ErrorSpec(404, "Plugin setting not found", "The plugin setting does not exist."),
+    ErrorCode.CHAT_001: ErrorSpec(404, "Conversation not found", "The conversation does not exist for this agent."),
+    ErrorCode.CHAT_002: ErrorSpec(
+        502, "Upstream model failed", "The language model returned an error or an unusable response."
+    ),
+    ErrorCode.CHAT_003: ErrorSpec(504, "Upstream model timed out", "The language model did not answer in time."),
+}
+
+assert set(CATALOGUE) == set(ErrorCode), "every error code needs a catalogue entry"

@@ -1,0 +1,141 @@
+"""Strict serializer fields shared by every app.
+
+DRF's stock fields coerce types (`123` becomes `"123"`, `"5"` becomes `5`, `"yes"` becomes `True`); the
+spec wants a wrong JSON type to be a 400, so bodies use these. Query strings arrive as text and use
+the `Query*` fields, which accept exactly the spec's spellings (§1.2).
+"""
+
+import json
+import re
+import unicodedata
+
+from rest_framework import serializers
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string (trimmed by default)."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NameField(StrictCharField):
+    """A name (spec §1.12): trimmed, 1–100 characters, no control characters."""
+
+    default_error_messages = {"control": "Must not contain control characters."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 100)
+        kwargs.setdefault("min_length", 1)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if _CONTROL.search(value) or any(unicodedata.category(c) == "Cc" for c in value):
+            self.fail("control")
+        return value
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer (not a string, float or boolean)."""
+
+    default_error_messages = {"invalid": "A valid integer is required."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean (`true`/`false` only)."""
+
+    default_error_messages = {"invalid": "Must be a boolean."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number (integer or decimal, not a string or boolean)."""
+
+    default_error_messages = {"invalid": "A valid number is required."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictDateTimeField(serializers.DateTimeField):
+    """ISO 8601 date-time string (spec §1.9); naive values are UTC."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid", format="ISO 8601")
+        return super().to_internal_value(value.strip())
+
+
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (dict) whose compact serialization is at most `max_bytes` bytes. Kept as sent."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object.",
+        "too_large": "Must be at most {max_bytes} bytes when serialized.",
+    }
+
+    def __init__(self, *, max_bytes: int | None = None, **kwargs):
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        if self.max_bytes is not None:
+            size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            if size > self.max_bytes:
+                self.fail("too_large", max_bytes=self.max_bytes)
+        return data
+
+
+class StrictListField(serializers.ListField):
+    default_error_messages = {"not_a_list": "Must be a list."}
+
+
+class QueryBooleanField(serializers.Field):
+    """`true`/`false`/`1`/`0`, case-insensitive (spec §1.2)."""
+
+    default_error_messages = {"invalid": "Must be one of true, false, 1, 0."}
+
+    def to_internal_value(self, data):
+        value = str(data).strip().lower()
+        if value in ("true", "1"):
+            return True
+        if value in ("false", "0"):
+            return False
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return bool(value)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """Decimal digits only; out of range is an error, never clamped (spec §1.2)."""
+
+    default_error_messages = {"invalid": "Must be a whole number written in decimal digits."}
+
+    def to_internal_value(self, data):
+        text = str(data).strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
+            if text.isascii() and text.isdigit():
+                self.fail("max_value", max_value=self.max_value)
+            self.fail("invalid")
+        return super().to_internal_value(int(text))

@@ -1,0 +1,99 @@
+"""Request-level plumbing: request id, body guard (413/415) and the last-resort JSON error."""
+
+import time
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+
+from core.context import request_id_from_header, request_id_var, request_started_var
+from core.envelope import error_response
+from core.errors import ErrorCode
+from core.exception_handlers import response_for_unhandled
+
+_GUARDED_PREFIXES = ("/api/", "/v1/")
+
+
+def _is_guarded(path: str) -> bool:
+    return path.startswith(_GUARDED_PREFIXES) or path in ("/api", "/v1")
+
+
+class RequestContextMiddleware:
+    """Assigns the request id (spec §1.4), starts the clock, and echoes `X-Request-ID` on every answer."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = request_id_from_header(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        # Not reset afterwards: Django logs a failed request after the middleware chain returns, and
+        # that line must still carry the id. The next request on this thread sets both again.
+        request_id_var.set(request_id)
+        request_started_var.set(time.perf_counter())
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class ApiBodyGuardMiddleware:
+    """API bodies must be JSON (415) and at most MAIMCONFIG_MAX_BODY_BYTES (413), spec §1.2."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_guarded(request.path):
+            refusal = self._check(request)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+    def _check(self, request):
+        meta = request.META
+        try:
+            length = int(meta.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length <= 0 and not chunked:
+            return None
+        limit = settings.MAIMCONFIG_MAX_BODY_BYTES
+        if length > limit:
+            return error_response(request, ErrorCode.PAYLOAD_TOO_LARGE,
+                                  f"The request body must be at most {limit} bytes.")
+        content_type = meta.get("CONTENT_TYPE", "")
+        media_type, _, params = content_type.partition(";")
+        if media_type.strip().lower() != "application/json":
+            return error_response(request, ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+        charset = ""
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset":
+                charset = value.strip().strip('"').lower()
+        if charset and charset not in ("utf-8", "utf8"):
+            return error_response(request, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                                  "The request body must be UTF-8 encoded JSON.")
+        if chunked:
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                body = None
+            if body is None or len(body) > limit:
+                return error_response(request, ErrorCode.PAYLOAD_TOO_LARGE,
+                                      f"The request body must be at most {limit} bytes.")
+        return None
+
+
+class ApiExceptionMiddleware:
+    """Exceptions that escape DRF (or happen in plain Django views) answer JSON, never HTML."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if request.path.startswith("/admin/"):
+            return None
+        return response_for_unhandled(request, exception)

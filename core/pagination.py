@@ -1,0 +1,105 @@
+"""The one pagination of the API (spec §1.7): `page`, `page_size` (alias `size`), in the database."""
+
+import math
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
+
+from core.fields import QueryIntegerField
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _parse(params, name: str, *, min_value: int, max_value: int | None, default: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    field = QueryIntegerField(min_value=min_value, max_value=max_value)
+    field.field_name = name
+    try:
+        return field.run_validation(raw)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.detail}) from None
+
+
+class EnvelopePagination(BasePagination):
+    """Offset pagination with a COUNT and one page query; the queryset must be ordered."""
+
+    def parse(self, params) -> tuple[int, int]:
+        errors = {}
+        page = size = None
+        try:
+            page = _parse(params, "page", min_value=1, max_value=10**9, default=1)
+        except ValidationError as exc:
+            errors.update(exc.detail)
+        size_name = "page_size" if "page_size" in params else "size"
+        try:
+            size = _parse(params, size_name, min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+        except ValidationError as exc:
+            errors.update(exc.detail)
+        if errors:
+            raise ValidationError(errors)
+        return page, size
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.page, self.page_size = self.parse(request.query_params)
+        self.total = queryset.count()
+        if self.total == 0:
+            return []
+        offset = (self.page - 1) * self.page_size
+        if offset >= self.total:
+            return []
+        return list(queryset[offset : offset + self.page_size])
+
+    def page_payload(self, items) -> dict:
+        total_pages = math.ceil(self.total / self.page_size) if self.total else 0
+        return {
+            "items": items,
+            "pagination": {
+                "page": self.page,
+                "page_size": self.page_size,
+                "total": self.total,
+                "total_pages": total_pages,
+                "has_next": self.page < total_pages,
+                "has_prev": self.page > 1,
+            },
+        }
+
+    def get_paginated_response(self, data):
+        from core.api import ok
+
+        return ok(self.page_payload(data))
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["items", "pagination"],
+            "properties": {
+                "items": schema,
+                "pagination": {
+                    "type": "object",
+                    "properties": {
+                        "page": {"type": "integer", "example": 1},
+                        "page_size": {"type": "integer", "example": 20},
+                        "total": {"type": "integer", "example": 41},
+                        "total_pages": {"type": "integer", "example": 3},
+                        "has_next": {"type": "boolean"},
+                        "has_prev": {"type": "boolean"},
+                    },
+                },
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        def param(name, description, maximum=None):
+            schema = {"type": "integer", "minimum": 1}
+            if maximum:
+                schema["maximum"] = maximum
+            return {"name": name, "required": False, "in": "query", "description": description, "schema": schema}
+
+        return [
+            param("page", "Page number, from 1."),
+            param("page_size", "Items per page, 1–100 (default 20).", MAX_PAGE_SIZE),
+            param("size", "Alias of page_size (the original service's name).", MAX_PAGE_SIZE),
+        ]

@@ -1,0 +1,241 @@
+"""Settings for MaimConfig, read from the environment (django-environ).
+
+Every setting an operator may change is an environment variable documented in `.env.example` and in the
+README's configuration table. There is no production settings module: production differences come from
+the environment. `maimconfig.settings.test` only speeds the test suite up.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from maimconfig.version import VERSION
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = BASE_DIR / "data"
+
+env = environ.Env()
+_env_file = BASE_DIR / ".env"
+if _env_file.exists():
+    environ.Env.read_env(str(_env_file))
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment (or in .env); "
+            "only DEBUG=true runs with a development key."
+        )
+    SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+# --- Product settings -----------------------------------------------------------------------------
+MAIMCONFIG_VERSION = VERSION
+MAIMCONFIG_AUTH_MODE = env.str("MAIMCONFIG_AUTH_MODE", default="operator").strip().lower()
+if MAIMCONFIG_AUTH_MODE not in ("operator", "open"):
+    raise ImproperlyConfigured(
+        f"MAIMCONFIG_AUTH_MODE must be 'operator' or 'open', not {MAIMCONFIG_AUTH_MODE!r}."
+    )
+MAIMCONFIG_MAX_BODY_BYTES = env.int("MAIMCONFIG_MAX_BODY_BYTES", default=1024 * 1024)
+MAIMCONFIG_AUTH_THROTTLE_RATE = env.str("MAIMCONFIG_AUTH_THROTTLE_RATE", default="6000/min")
+MAIMCONFIG_NUM_PROXIES = env.int("MAIMCONFIG_NUM_PROXIES", default=0)
+MAIMCONFIG_NEW_AGENT_TTL_SECONDS = env.int("MAIMCONFIG_NEW_AGENT_TTL_SECONDS", default=43200)
+MAIMCONFIG_CHAT_BATCH_MAX_ITEMS = env.int("MAIMCONFIG_CHAT_BATCH_MAX_ITEMS", default=20)
+MAIMCONFIG_CHAT_BATCH_CONCURRENCY = env.int("MAIMCONFIG_CHAT_BATCH_CONCURRENCY", default=4)
+MAIMCONFIG_CHAT_TIMEOUT_SECONDS = env.float("MAIMCONFIG_CHAT_TIMEOUT_SECONDS", default=60.0)
+MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
+MAIMBOT_MODEL_CONFIG_PATH = env.str("MAIMBOT_MODEL_CONFIG_PATH", default="config/model_config.toml")
+MAIMBOT_BOT_CONFIG_TEMPLATE_PATH = env.str(
+    "MAIMBOT_BOT_CONFIG_TEMPLATE_PATH", default="config/bot_config.toml"
+)
+
+# --- Applications -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "django_prometheus",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "core",
+    "tenants",
+    "agents",
+    "apikeys",
+    "activity",
+    "plugins",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "core.middleware.ApiBodyGuardMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.ApiExceptionMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "maimconfig.urls"
+WSGI_APPLICATION = "maimconfig.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DATA_DIR.mkdir(exist_ok=True)
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'maimconfig.sqlite3'}"),
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("charset", "utf8mb4")
+    _options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES', time_zone='+00:00'")
+    _options.setdefault("isolation_level", "read committed")
+    _options.setdefault("connect_timeout", 2)
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------------
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://maimconfig")}
+
+# --- Auth -----------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
+
+# --- I18N / time ----------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (served by WhiteNoise, also under gunicorn) ---------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# Django itself refuses bodies over this size; the API middleware answers 413 before that.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAIMCONFIG_MAX_BODY_BYTES
+
+# --- CORS -----------------------------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.list("MAIMCONFIG_CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_CREDENTIALS = "*" not in CORS_ALLOWED_ORIGINS
+if "*" in CORS_ALLOWED_ORIGINS:
+    CORS_ALLOWED_ORIGINS = []
+    CORS_ALLOW_ALL_ORIGINS = True
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+
+# --- REST framework -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "core.authentication.OperatorTokenAuthentication",
+        "core.authentication.OperatorSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.IsOperator"],
+    "DEFAULT_RENDERER_CLASSES": ["core.renderers.EnvelopeJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.EnvelopePagination",
+    "EXCEPTION_HANDLER": "core.exception_handlers.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_RATES": {"auth": MAIMCONFIG_AUTH_THROTTLE_RATE},
+    "NUM_PROXIES": MAIMCONFIG_NUM_PROXIES or None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MaimConfig API",
+    "DESCRIPTION": (
+        "Control plane for MaiMBot: tenants, agents, agent configuration, API keys, heartbeats, "
+        "plugin settings, usage log and chat. Every `/api` response is the nine-key envelope."
+    ),
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[12]",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'text', not {LOG_FORMAT!r}.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}

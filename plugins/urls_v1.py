@@ -1,0 +1,5 @@
+from core.routers import ApiRouter
+
+router = ApiRouter()
+
+urlpatterns = router.urls

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class TenantsConfig(AppConfig):
+    """Tenants: the platform's customers."""
+
+    name = "tenants"

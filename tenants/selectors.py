@@ -1,0 +1,30 @@
+"""Reads on tenants."""
+
+from django.db.models import QuerySet
+
+from core.errors import ErrorCode
+from core.exceptions import ApplicationError
+from core.models import casefold_name
+from tenants.models import Tenant
+
+
+def tenant_get(*, tenant_id: str) -> Tenant:
+    """The tenant, or TENANT_003 (a malformed id is simply not found)."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first() if isinstance(tenant_id, str) else None
+    if tenant is None:
+        raise ApplicationError(ErrorCode.TENANT_003, f"Tenant '{tenant_id}' does not exist."[:200])
+    return tenant
+
+
+def tenant_list(*, status: str | None = None, tenant_type: str | None = None,
+                search: str | None = None) -> QuerySet[Tenant]:
+    query = Tenant.objects.all()
+    if status:
+        query = query.filter(status=status)
+    if tenant_type:
+        query = query.filter(tenant_type=tenant_type)
+    if search:
+        # name_key is the case-folded name, so a case-folded substring search is case-insensitive on
+        # every database (the MariaDB column is binary-collated, see CaseFoldKeyField).
+        query = query.filter(name_key__contains=casefold_name(search))
+    return query.order_by("-created_at", "-id")
