@@ -4,7 +4,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework.permissions import AllowAny
@@ -42,12 +42,17 @@ ENDPOINTS = {
 
 
 class OpsView(APIView):
-    """Public, not enveloped, credentials ignored."""
+    """Public, not enveloped, credentials ignored; outside ATOMIC_REQUESTS so /health can report a
+    database that is down instead of failing to open the request's transaction."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
     schema = None
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
 
 class RootView(OpsView):
