@@ -26,8 +26,21 @@ logger = logging.getLogger("maimconfig.api")
 WWW_AUTHENTICATE = 'Bearer realm="maimconfig"'
 
 
+# MySQL/MariaDB client error codes that mean "cannot reach or use the server" (not a query problem).
+_MYSQL_UNAVAILABLE = {1040, 1045, 1049, 1205, 2002, 2003, 2005, 2006, 2013, 2055}
+_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
+
+
 def _is_db_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, (OperationalError, InterfaceError))
+    """True for a database that cannot be reached (503); other database errors stay 500s."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    first = exc.args[0] if exc.args else None
+    if isinstance(first, int):
+        return first in _MYSQL_UNAVAILABLE
+    return any(marker in str(exc).lower() for marker in _SQLITE_UNAVAILABLE)
 
 
 def to_application_error(exc: BaseException) -> ApplicationError | None:
@@ -63,10 +76,8 @@ def to_application_error(exc: BaseException) -> ApplicationError | None:
 
 
 def _log_unexpected(exc: BaseException) -> None:
-    if _is_db_unavailable(exc):
-        logger.error("Database unavailable: %s", type(exc).__name__)
-    else:
-        logger.error("Unhandled exception", exc_info=(type(exc), exc, exc.__traceback__))
+    message = "Database unavailable" if _is_db_unavailable(exc) else "Unhandled exception"
+    logger.error(message, exc_info=(type(exc), exc, exc.__traceback__))
 
 
 def api_exception_handler(exc, context):

@@ -29,7 +29,7 @@ urlpatterns = [
     re_path(r"^metrics/?$", ExportToDjangoView, name="metrics"),
     re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(**_public), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", **_public), name="docs"),
-    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", **_public), name="redoc"),
+    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="core/redoc.html", **_public), name="redoc"),
     re_path(r"^(?:api|v1)(?:/.*)?$", csrf_exempt(core_views.api_not_found)),
 ]
 
