@@ -1,5 +1,9 @@
-from core.routers import ApiRouter
+from django.urls import re_path
 
-router = ApiRouter()
+from activity.views import UsageLogV1View
 
-urlpatterns = router.urls
+app_name = "activity_v1"
+
+urlpatterns = [
+    re_path(r"^usage/log/?$", UsageLogV1View.as_view(), name="usage-log"),
+]

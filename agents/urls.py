@@ -1,5 +1,14 @@
+from django.urls import re_path
+
+from agents.views import AgentConfigView, AgentViewSet
 from core.routers import ApiRouter
 
-router = ApiRouter()
+app_name = "agents"
 
-urlpatterns = router.urls
+router = ApiRouter()
+router.register("agents", AgentViewSet, basename="agent")
+
+urlpatterns = [
+    re_path(r"^agents/(?P<agent_id>[^/]+)/config/?$", AgentConfigView.as_view(), name="agent-config"),
+    *router.urls,
+]

@@ -1,1 +1,66 @@
-"""Models of this app."""
+"""Agent API keys: only the SHA-256 of a key is stored; the secret is shown once (spec §2, §5)."""
+
+from django.db import models
+from django.utils import timezone
+
+from core.models import CaseFoldKeyField, TimeStampedModel
+
+
+class ApiKey(TimeStampedModel):
+    """An agent's API key (spec §5.1). Its status is computed on read from `disabled_at`/`expires_at`."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+        EXPIRED = "expired"
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="api_keys")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    name_key = CaseFoldKeyField(max_length=100, editable=False)
+    description = models.TextField(max_length=2000, null=True, blank=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_hint = models.CharField(max_length=16, editable=False)
+    previous_key_hash = models.CharField(max_length=64, null=True, blank=True, db_index=True, editable=False)
+    previous_key_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    permissions = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    usage_count = models.PositiveBigIntegerField(default=0, editable=False)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name_key"], name="apikey_name_unique_ci_per_tenant",
+                                    violation_error_message="An API key with this name already exists in this tenant."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def api_key_id(self) -> str:
+        return self.id
+
+    def status_at(self, now) -> str:
+        """The computed status (spec §2.4) at `now`."""
+        if self.disabled_at is not None:
+            return self.Status.DISABLED.value
+        if self.expires_at is not None and self.expires_at <= now:
+            return self.Status.EXPIRED.value
+        return self.Status.ACTIVE.value
+
+    @property
+    def status(self) -> str:
+        return self.status_at(timezone.now())
+
+    @property
+    def previous_secret_valid(self) -> bool:
+        return bool(self.previous_key_hash and self.previous_key_expires_at
+                    and self.previous_key_expires_at > timezone.now())

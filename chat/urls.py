@@ -1,5 +1,15 @@
-from core.routers import ApiRouter
+"""Chat routes under /api/v2/ (spec §10)."""
 
-router = ApiRouter()
+from django.urls import re_path
 
-urlpatterns = router.urls
+from chat import views
+
+app_name = "chat"
+
+urlpatterns = [
+    re_path(r"^chat/?$", views.ChatSendView.as_view(), name="chat-send"),
+    re_path(r"^chat/batch/?$", views.ChatBatchView.as_view(), name="chat-batch"),
+    re_path(r"^chat-agents/?$", views.ChatAgentListView.as_view(), name="chat-agents"),
+    re_path(r"^chat/conversations/(?P<conversation_id>[^/]+)/messages/?$", views.ChatHistoryView.as_view(),
+            name="chat-history"),
+]

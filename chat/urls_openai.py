@@ -1,5 +1,12 @@
-from core.routers import ApiRouter
+"""OpenAI-compatible routes under /v1/ (spec §11). Other /v1 paths answer the OpenAI-shaped 404."""
 
-router = ApiRouter()
+from django.urls import re_path
 
-urlpatterns = router.urls
+from chat import views
+
+app_name = "chat_openai"
+
+urlpatterns = [
+    re_path(r"^chat/completions/?$", views.OpenAIChatCompletionsView.as_view(), name="chat-completions"),
+    re_path(r"^models/?$", views.OpenAIModelListView.as_view(), name="models"),
+]

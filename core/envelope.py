@@ -71,6 +71,11 @@ def is_openai_path(path: str) -> bool:
     return path.startswith(OPENAI_PREFIX)
 
 
+def is_bare_v1_path(path: str) -> bool:
+    """`/api/v1/plugins/settings` answers without the envelope, errors included (spec §8.1)."""
+    return path.rstrip("/") == "/api/v1/plugins/settings"
+
+
 def error_response(
     request, code: ErrorCode, error: str | None = None, *, data: Any = None, headers: dict | None = None
 ) -> JsonResponse:
@@ -79,6 +84,10 @@ def error_response(
     sentence = error or spec.error
     if request is not None and is_openai_path(request.path):
         body = openai_error_body(code.value, spec.status, sentence)
+    elif request is not None and is_bare_v1_path(request.path):
+        body = {"detail": sentence, "error_code": code.value, "request_id": request_id_var.get()}
+        if isinstance(data, dict) and "errors" in data:
+            body["errors"] = data["errors"]
     else:
         body = build_envelope(success=False, message=spec.message, data=data, error=sentence,
                               error_code=code.value)

@@ -9,6 +9,8 @@ import json
 import re
 import unicodedata
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -75,11 +77,15 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}:\d{2})?$")
+
+
 class StrictDateTimeField(serializers.DateTimeField):
-    """ISO 8601 date-time string (spec §1.9); naive values are UTC."""
+    """ISO 8601 date-time string (spec §1.9); naive values are UTC. A date without a time, week dates
+    and the basic format (which Python's `fromisoformat` would accept) are refused."""
 
     def to_internal_value(self, value):
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not _ISO_DATETIME.match(value.strip()):
             self.fail("invalid", format="ISO 8601")
         return super().to_internal_value(value.strip())
 
@@ -110,6 +116,7 @@ class StrictListField(serializers.ListField):
     default_error_messages = {"not_a_list": "Must be a list."}
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class QueryBooleanField(serializers.Field):
     """`true`/`false`/`1`/`0`, case-insensitive (spec §1.2)."""
 

@@ -22,3 +22,15 @@ class OperatorSessionScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "cookie", "name": "sessionid",
                 "description": "Django admin session; unsafe methods need X-CSRFToken."}
+
+
+class AgentKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "apikeys.authentication.AgentKeyAuthentication"
+    name = "agentKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Agent API key: `Authorization: Bearer mmc_…` (bot-facing routes; spec §1.13).",
+        }

@@ -1,5 +1,9 @@
-from core.routers import ApiRouter
+from django.urls import re_path
 
-router = ApiRouter()
+from plugins.views import PluginSettingsV1View
 
-urlpatterns = router.urls
+app_name = "plugins_v1"
+
+urlpatterns = [
+    re_path(r"^plugins/settings/?$", PluginSettingsV1View.as_view(), name="plugin-settings"),
+]

@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apikeys.middleware.AgentKeyUsageMiddleware",
     "core.middleware.ApiExceptionMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -180,6 +181,7 @@ CORS_EXPOSE_HEADERS = [
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apikeys.authentication.AgentKeyAuthentication",
         "core.authentication.OperatorTokenAuthentication",
         "core.authentication.OperatorSessionAuthentication",
     ],
@@ -209,7 +211,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyStatusEnum": "apikeys.models.ApiKey.Status",
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
+        "AgentStatusEnum": "agents.models.Agent.Status",
+        "ApiKeyWritableStatusEnum": [("active", "active"), ("disabled", "disabled")],
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------------

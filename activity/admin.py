@@ -1,0 +1,39 @@
+"""Admin for heartbeats and the usage log: read-only lists (writes come from bots through the API)."""
+
+from django.contrib import admin
+
+from activity.models import AgentActivity, UsageLog
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AgentActivity)
+class AgentActivityAdmin(ReadOnlyAdmin):
+    list_display = ("agent_id", "tenant_id", "last_seen_at", "ttl_seconds", "expires_at", "is_online")
+    list_filter = ("tenant",)
+    search_fields = ("agent__id", "agent__name", "tenant__id")
+    date_hierarchy = "last_seen_at"
+    ordering = ("-last_seen_at", "-agent_id")
+
+    @admin.display(boolean=True, description="online")
+    def is_online(self, obj):
+        return obj.online
+
+
+@admin.register(UsageLog)
+class UsageLogAdmin(ReadOnlyAdmin):
+    list_display = ("id", "timestamp", "action", "tenant_id", "agent_id", "api_key_id", "user_id", "created_at")
+    list_filter = ("action", "tenant")
+    search_fields = ("action", "tenant__id", "agent__id", "user_id", "api_key_id", "request_id")
+    date_hierarchy = "timestamp"
+    ordering = ("-timestamp", "-id")
+    show_full_result_count = False

@@ -1,0 +1,157 @@
+"""Operators' console for agents. Writes go through `agents.services`, with the API's validation:
+the configuration document is shown masked and edited as JSON (it replaces the stored document; the
+mask `********` keeps a stored provider key)."""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.utils import timezone
+from django.utils.html import format_html
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from agents import config_document, selectors, services
+from agents.models import Agent
+from agents.serializers import TagListField
+from core.exceptions import ApplicationError
+
+
+def _error_lines(exc: ApplicationError) -> list[str]:
+    errors = (exc.data or {}).get("errors") if isinstance(exc.data, dict) else None
+    if not errors:
+        return [exc.error]
+    return [f"{path}: {message}" for path, messages_ in errors.items() for message in messages_]
+
+
+class AgentAdminForm(forms.ModelForm):
+    config = forms.JSONField(
+        required=False,
+        help_text='The whole configuration document (agent-config.md). Provider keys show as "********"; '
+                  "leave the mask to keep a stored key. Validated like the API (AGENT_012, AGENT_011).",
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "style": "font-family: monospace"}),
+    )
+    tags = forms.JSONField(required=False, help_text='A JSON array of strings, e.g. ["support", "qq"].')
+
+    class Meta:
+        model = Agent
+        fields = ("tenant", "name", "description", "template_id", "status", "tags", "config")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["config"] = config_document.mask_document(self.instance.config)
+            self.fields["tenant"].disabled = True
+        else:
+            self.initial.setdefault("config", {})
+            self.initial.setdefault("tags", [])
+
+    def clean_tags(self):
+        try:
+            return TagListField(allow_null=True).run_validation(self.cleaned_data.get("tags")) or []
+        except DRFValidationError as exc:
+            raise ValidationError(json.dumps(exc.detail, default=str)) from None
+
+    def clean_config(self):
+        value = self.cleaned_data.get("config")
+        document = {} if value is None else value
+        stored = self.instance.config if self.instance.pk else {}
+        try:
+            config_document.prepare_write(stored or {}, document, mode="replace")
+        except ApplicationError as exc:
+            raise ValidationError(_error_lines(exc)) from None
+        return document
+
+    def _post_clean(self):
+        # Validation of the model's own fields only; the document is checked in clean_config and the
+        # uniqueness and state rules by the service, so the in-memory instance keeps its stored config.
+        config = self.instance.config
+        super()._post_clean()
+        self.instance.config = config
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    form = AgentAdminForm
+    list_display = ("name", "id", "tenant", "status", "is_online", "last_seen_at", "created_at")
+    list_filter = ("status", "tenant")
+    search_fields = ("name", "id", "tenant__tenant_name", "tenant__id", "description")
+    list_select_related = ("tenant",)
+    readonly_fields = ("id", "online_status", "config_warnings", "created_at", "updated_at")
+    ordering = ("-created_at", "-id")
+
+    def get_fields(self, request, obj=None):
+        fields = ["tenant", "name", "description", "template_id", "status", "tags", "config"]
+        if obj is not None:
+            fields = ["id", *fields, "config_warnings", "online_status", "created_at", "updated_at"]
+        return fields
+
+    def get_queryset(self, request):
+        return selectors.agents_with_liveness().select_related("tenant")
+
+    @admin.display(boolean=True, description="online")
+    def is_online(self, obj):
+        expires_at = getattr(obj, "activity_expires_at", None)
+        return expires_at is not None and expires_at > timezone.now()
+
+    @admin.display(description="last seen", ordering="activity__last_seen_at")
+    def last_seen_at(self, obj):
+        return getattr(obj, "activity_last_seen_at", None)
+
+    @admin.display(description="online")
+    def online_status(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        seen = getattr(obj, "activity_last_seen_at", None)
+        return f"{'online' if self.is_online(obj) else 'offline'}; last seen {seen or 'never'}"
+
+    @admin.display(description="config warnings")
+    def config_warnings(self, obj):
+        warnings = config_document.document_warnings(obj.config or {}) if obj and obj.pk else []
+        if not warnings:
+            return "none"
+        return format_html("<pre>{}</pre>", "\n".join(f"{w['path']}: {w['code']} — {w['message']}"
+                                                      for w in warnings))
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                current = Agent.objects.get(pk=obj.pk)
+                fields = {name: data[name] for name in ("name", "description", "template_id", "status", "tags")
+                          if name in form.changed_data}
+                if fields:
+                    services.agent_update(agent=current, data=fields)
+                if "config" in form.changed_data:
+                    services.agent_config_write(agent=current, document=data["config"] or {}, mode="replace")
+            else:
+                created = services.agent_create(
+                    tenant_id=data["tenant"].pk, name=data["name"], description=data.get("description") or None,
+                    template_id=data.get("template_id") or None, config=data.get("config") or {},
+                    tags=data.get("tags") or [],
+                )
+                obj.pk = created.pk
+                if data.get("status") and data["status"] != Agent.Status.ACTIVE:
+                    services.agent_update(agent=created, data={"status": data["status"]})
+        except (ApplicationError, ValidationError) as exc:
+            lines = _error_lines(exc) if isinstance(exc, ApplicationError) else exc.messages
+            self.message_user(request, "; ".join(lines), messages.ERROR)
+            raise _AdminAbort from exc
+
+    def delete_model(self, request, obj):
+        services.agent_delete(agent=obj)
+
+    def delete_queryset(self, request, queryset):
+        for agent in queryset:
+            services.agent_delete(agent=agent)
+
+    def changeform_view(self, request, *args, **kwargs):
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except _AdminAbort:
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class _AdminAbort(Exception):
+    """Raised inside save_model to stop the admin after a refused service call."""

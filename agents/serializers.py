@@ -1,0 +1,160 @@
+"""Input and output serializers of the agent routes (module level, unique names).
+
+The configuration document is described once, by `agents/schemas/agent_config.schema.json`; the
+OpenAPI document shows it as the `AgentConfigDocument` component (see `agents/schema.py`), used by the
+`config` fields below and by the config routes.
+"""
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from agents import config_document
+from agents.models import Agent
+from core.fields import NameField, QueryBooleanField, StrictCharField
+
+TAGS_MAX_ITEMS = 20
+TAG_MAX_LENGTH = 50
+
+
+class AgentConfigDocumentSerializer(serializers.Serializer):
+    """The agent configuration document (schema: agent-config.md / agents/schemas). Documentation only."""
+
+
+class ConfigWarningOutputSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    code = serializers.ChoiceField(choices=["unknown_key", "unknown_section", "unknown_task", "unknown_value",
+                                            "unknown_provider", "unknown_model"])
+    message = serializers.CharField()
+
+
+class AgentConfigResponseSerializer(serializers.Serializer):
+    """The masked document plus a top-level `warnings` array (spec §4.7). Documentation only."""
+
+
+@extend_schema_field(AgentConfigDocumentSerializer)
+class AgentConfigInputField(serializers.JSONField):
+    """Any JSON value: the document is checked by the service (AGENT_012), after the other fields."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "An agent configuration document (agent-config.md); `persona` may be "
+                                       "a string. Validated as a whole: errors are AGENT_012 at `config.<path>`.")
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(AgentConfigDocumentSerializer)
+class AgentConfigOutputField(serializers.Field):
+    """The stored document with provider keys masked."""
+
+    def __init__(self, **kwargs):
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return config_document.mask_document(value)
+
+
+class TagListField(serializers.ListField):
+    """≤ 20 strings, each 1–50 characters after trimming; exact duplicates removed, order kept."""
+
+    default_error_messages = {"not_a_list": "Must be a list of strings."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("child", StrictCharField(min_length=1, max_length=TAG_MAX_LENGTH))
+        kwargs.setdefault("max_length", TAGS_MAX_ITEMS)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return list(dict.fromkeys(super().to_internal_value(data)))
+
+
+class AgentCreateInputSerializer(serializers.Serializer):
+    tenant_id = StrictCharField(help_text="An existing, active tenant.")
+    name = NameField(help_text="1–100 characters after trimming; unique in the tenant, case-insensitively.")
+    description = StrictCharField(max_length=2000, required=False, allow_null=True, allow_blank=True)
+    template_id = StrictCharField(max_length=50, required=False, allow_null=True, allow_blank=True)
+    config = AgentConfigInputField(required=False, allow_null=True)
+    tags = TagListField(required=False, allow_null=True)
+
+
+class AgentUpdateInputSerializer(serializers.Serializer):
+    """Partial update: every field optional. `config` is deep-merged (`null` resets it to `{}`)."""
+
+    name = NameField(required=False)
+    description = StrictCharField(max_length=2000, required=False, allow_null=True, allow_blank=True)
+    template_id = StrictCharField(max_length=50, required=False, allow_null=True, allow_blank=True)
+    status = serializers.ChoiceField(choices=Agent.Status.choices, required=False)
+    tags = TagListField(required=False, allow_null=True)
+    config = AgentConfigInputField(required=False, allow_null=True)
+
+
+class AgentFilterSerializer(serializers.Serializer):
+    tenant_id = StrictCharField(required=False, help_text="Unknown tenant: 404 AGENT_001.")
+    status = serializers.ChoiceField(choices=Agent.Status.choices, required=False)
+    tag = StrictCharField(min_length=1, required=False,
+                          help_text="Agents whose tags contain this exact string.")
+    search = StrictCharField(min_length=1, max_length=100, required=False,
+                             help_text="Case-insensitive substring of the name.")
+
+
+class AgentConfigReadQuerySerializer(serializers.Serializer):
+    effective = QueryBooleanField(required=False, default=False,
+                                  help_text="true: the stored document over the documented defaults.")
+
+
+class AgentConfigWriteQuerySerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["merge", "replace"], required=False, default="merge",
+                                   help_text="merge: deep merge into the stored document; replace: the body "
+                                             "becomes the whole document.")
+
+
+class AgentConfigBodyInputSerializer(serializers.Serializer):
+    """The body of the config writes: any JSON object (kept exactly as sent; a non-object is a 400)."""
+
+    def to_internal_value(self, data):
+        super().to_internal_value(data)  # rejects a non-object with VALIDATION_ERROR at non_field_errors
+        return dict(data)
+
+
+class AgentOutputSerializer(serializers.ModelSerializer):
+    agent_id = serializers.CharField(source="id", read_only=True)
+    tenant_id = serializers.CharField(read_only=True)
+    config = AgentConfigOutputField()
+    config_warnings = serializers.SerializerMethodField()
+    is_online = serializers.SerializerMethodField()
+    last_seen_at = serializers.SerializerMethodField()
+    tags = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = ["id", "agent_id", "tenant_id", "name", "description", "template_id", "config", "config_warnings",
+                  "status", "tags", "is_online", "last_seen_at", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def _system_models(self) -> set[str]:
+        """The catalogue's model names, read once per serialization (warnings `unknown_model`)."""
+        cache = self.context.setdefault("_agent_output_cache", {}) if isinstance(self.context, dict) else {}
+        if "system_models" not in cache:
+            from core.catalogue import system_model_names
+
+            cache["system_models"] = system_model_names()
+        return cache["system_models"]
+
+    @extend_schema_field(ConfigWarningOutputSerializer(many=True))
+    def get_config_warnings(self, agent) -> list[dict]:
+        return config_document.document_warnings(agent.config or {}, system_models=self._system_models())
+
+    def get_is_online(self, agent) -> bool:
+        expires_at = getattr(agent, "activity_expires_at", None)
+        return expires_at is not None and expires_at > timezone.now()
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_last_seen_at(self, agent):
+        value = getattr(agent, "activity_last_seen_at", None)
+        return serializers.DateTimeField().to_representation(value) if value is not None else None
+
+
+class AgentDeletedOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    agent_id = serializers.CharField()
+    deleted_at = serializers.DateTimeField()

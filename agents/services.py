@@ -1,0 +1,175 @@
+"""Writes on agents and their configuration documents. The API and the admin both go through here.
+
+Every function runs in one transaction: nothing is written unless every check passes (spec §1.15,
+agent-config.md §1). Config writes lock the agent row so concurrent merges never lose each other.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents import config_document
+from agents.models import Agent
+from core.errors import ErrorCode
+from core.exceptions import ApplicationError
+from core.ids import unique_id
+from core.models import casefold_name
+
+AGENT_NAME_TAKEN = "An agent named '{name}' already exists in this tenant."
+TENANT_MISSING = "Tenant '{tenant_id}' does not exist."
+TENANT_INACTIVE = "Tenant '{tenant_id}' is not active; agents can only be created in an active tenant."
+CONSTRAINT_NAME = "agent_name_unique_ci_per_tenant"
+
+_UPDATABLE = ("name", "description", "template_id", "status", "tags")
+
+
+def _name_taken(tenant_id: str, name: str, *, exclude_id: str | None = None) -> bool:
+    query = Agent.objects.filter(tenant_id=tenant_id, name_key=casefold_name(name))
+    if exclude_id:
+        query = query.exclude(pk=exclude_id)
+    return query.exists()
+
+
+def _name_conflict(agent: Agent) -> ApplicationError:
+    return ApplicationError(ErrorCode.AGENT_002, AGENT_NAME_TAKEN.format(name=agent.name), tenant_id=agent.tenant_id)
+
+
+def _save_unique(agent: Agent, **save_kwargs) -> None:
+    """Save, turning a lost race on the (tenant, name_key) constraint into AGENT_002 (never a 500)."""
+    try:
+        with transaction.atomic():
+            agent.save(**save_kwargs)
+    except IntegrityError as exc:
+        text = str(exc)
+        if CONSTRAINT_NAME in text or "name_key" in text or _name_taken(
+            agent.tenant_id, agent.name, exclude_id=agent.pk if save_kwargs.get("force_update") else None
+        ):
+            raise _name_conflict(agent) from None
+        raise
+
+
+def _config_write(stored: dict, request_doc: Any, *, mode: str, on_agent_route: bool,
+                  tenant_id: str | None = None) -> dict:
+    """Run the document pipeline; error paths are prefixed `config.` on the agent routes."""
+    try:
+        if on_agent_route:
+            return config_document.prepare_write(stored, request_doc, mode=mode, prefix="config", whole_key="config")
+        return config_document.prepare_write(stored, request_doc, mode=mode)
+    except ApplicationError as exc:
+        exc.tenant_id = tenant_id
+        raise
+
+
+def dedupe_tags(tags: list[str] | None) -> list[str]:
+    """Exact duplicates removed, first occurrence kept (spec §4.2)."""
+    return list(dict.fromkeys(tags or []))
+
+
+@transaction.atomic
+def agent_create(
+    *,
+    tenant_id: str,
+    name: str,
+    description: str | None = None,
+    template_id: str | None = None,
+    config: Any = None,
+    tags: list[str] | None = None,
+) -> Agent:
+    """Create an active agent and mark it online for MAIMCONFIG_NEW_AGENT_TTL_SECONDS (spec §4.2).
+
+    Order: config (AGENT_012, AGENT_011) -> tenant exists (AGENT_001) and is active (TENANT_008) -> name
+    free (AGENT_002) -> insert -> activity row.
+    """
+    from activity.services import activity_upsert
+    from tenants.models import Tenant
+
+    document = _config_write({}, {} if config is None else config, mode="replace", on_agent_route=True)
+    tenant = Tenant.objects.filter(pk=tenant_id).first() if isinstance(tenant_id, str) else None
+    if tenant is None:
+        raise ApplicationError(ErrorCode.AGENT_001, TENANT_MISSING.format(tenant_id=str(tenant_id)[:100]))
+    if not tenant.is_active:
+        raise ApplicationError(ErrorCode.TENANT_008, TENANT_INACTIVE.format(tenant_id=tenant.pk),
+                               tenant_id=tenant.pk)
+    agent = Agent(
+        id=unique_id(Agent, "agent_"),
+        tenant=tenant,
+        name=name,
+        name_key=casefold_name(name),
+        description=description,
+        template_id=template_id,
+        config=document,
+        tags=dedupe_tags(tags),
+        status=Agent.Status.ACTIVE,
+    )
+    if _name_taken(tenant.pk, name):
+        raise _name_conflict(agent)
+    agent.full_clean(exclude=["id", "name_key", "tenant", "config", "tags"], validate_unique=False,
+                     validate_constraints=False)
+    _save_unique(agent, force_insert=True)
+    activity_upsert(agent=agent, ttl_seconds=settings.MAIMCONFIG_NEW_AGENT_TTL_SECONDS)
+    return agent
+
+
+def _locked(agent: Agent) -> Agent:
+    return Agent.objects.select_for_update().get(pk=agent.pk)
+
+
+@transaction.atomic
+def agent_update(*, agent: Agent, data: dict[str, Any]) -> Agent:
+    """Partial update (spec §4.5). `config` is deep-merged into the stored document (`None` resets it
+    to `{}`); `tags` `None` means `[]`. Order: AGENT_012 -> AGENT_011 -> AGENT_002. A status change
+    away from `active` deletes the activity row (the agent goes offline)."""
+    agent = _locked(agent)
+    values = {key: data[key] for key in _UPDATABLE if key in data}
+    if "tags" in values:
+        values["tags"] = dedupe_tags(values["tags"])
+    if "config" in data:
+        if data["config"] is None:
+            values["config"] = {}
+        else:
+            values["config"] = _config_write(agent.config or {}, data["config"], mode="merge", on_agent_route=True,
+                                             tenant_id=agent.tenant_id)
+    changed = [field for field, value in values.items() if getattr(agent, field) != value]
+    if not changed:
+        return agent
+    was_active = agent.is_active
+    for field in changed:
+        setattr(agent, field, values[field])
+    if "name" in changed:
+        if _name_taken(agent.tenant_id, agent.name, exclude_id=agent.pk):
+            raise _name_conflict(agent)
+        agent.name_key = casefold_name(agent.name)
+        changed.append("name_key")
+    agent.full_clean(exclude=["id", "name_key", "tenant", "config", "tags"], validate_unique=False,
+                     validate_constraints=False)
+    agent.updated_at = timezone.now()
+    _save_unique(agent, force_update=True, update_fields=[*changed, "updated_at"])
+    if was_active and not agent.is_active:
+        from activity.services import activity_delete_for_agent
+
+        activity_delete_for_agent(agent=agent)
+    return agent
+
+
+@transaction.atomic
+def agent_config_write(*, agent: Agent, document: Any, mode: str = "merge") -> Agent:
+    """`PUT`/`PATCH /agents/{id}/config` (spec §4.7): merge (default) or replace, validate, store.
+    `updated_at` moves only when the stored document changed."""
+    agent = _locked(agent)
+    stored = agent.config or {}
+    new_document = _config_write(stored, document, mode=mode, on_agent_route=False, tenant_id=agent.tenant_id)
+    if new_document != stored:
+        agent.config = new_document
+        agent.updated_at = timezone.now()
+        agent.save(update_fields=["config", "updated_at"])
+    return agent
+
+
+@transaction.atomic
+def agent_delete(*, agent: Agent) -> dict[str, Any]:
+    """Hard delete; the database cascades to keys, activity, plugin settings and chat (spec §4.6)."""
+    agent_id = agent.pk
+    Agent.objects.filter(pk=agent_id).delete()
+    return {"id": agent_id, "agent_id": agent_id, "deleted_at": timezone.now()}

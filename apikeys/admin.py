@@ -1,0 +1,178 @@
+"""Operators' console for API keys. Writes go through `apikeys.services` like the API.
+
+The secret is shown once, in a message, when a key is created here; the stored hashes are never
+displayed. Tenant and agent are fixed after creation (the tenant is always the agent's).
+"""
+
+import re
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.utils import timezone
+
+from apikeys import services
+from apikeys.models import ApiKey
+from apikeys.selectors import status_q
+from apikeys.serializers import MAX_PERMISSIONS, PERMISSION_RE
+from core.exceptions import ApplicationError
+
+_PERMISSION = re.compile(PERMISSION_RE)
+
+
+class PermissionsFormField(forms.CharField):
+    """Comma-separated permissions in the admin form, a list in the model."""
+
+    def prepare_value(self, value):
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        items = [p.strip() for p in text.split(",") if p.strip()]
+        bad = [p for p in items if not _PERMISSION.match(p)]
+        if bad:
+            raise ValidationError(f"Invalid permission(s): {', '.join(bad)[:200]}.")
+        items = list(dict.fromkeys(items))
+        if len(items) > MAX_PERMISSIONS:
+            raise ValidationError(f"At most {MAX_PERMISSIONS} permissions.")
+        return items
+
+
+class ApiKeyAdminForm(forms.ModelForm):
+    permissions = PermissionsFormField(required=False, help_text="Comma-separated, e.g. chat, config")
+
+    class Meta:
+        model = ApiKey
+        fields = ("agent", "name", "description", "permissions", "expires_at", "rate_limit_per_minute",
+                  "metadata")
+
+    def clean_metadata(self):
+        value = self.cleaned_data.get("metadata")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError("Must be a JSON object.")
+        return value
+
+    def clean_rate_limit_per_minute(self):
+        value = self.cleaned_data.get("rate_limit_per_minute")
+        if value is not None and not 1 <= value <= 1_000_000:
+            raise ValidationError("Must be between 1 and 1000000.")
+        return value
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The computed status (spec §2.4), evaluated in the database."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return ApiKey.Status.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in ApiKey.Status.values:
+            return queryset.filter(status_q(self.value()))
+        return queryset
+
+
+class ExpiredFilter(admin.SimpleListFilter):
+    title = "expired"
+    parameter_name = "expired"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(expires_at__isnull=False, expires_at__lte=now)
+        if self.value() == "no":
+            return queryset.exclude(expires_at__isnull=False, expires_at__lte=now)
+        return queryset
+
+
+class _AdminAbort(Exception):
+    """Raised inside save_model to stop the admin after a refused service call."""
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyAdminForm
+    list_display = ("name", "id", "tenant", "agent", "status_display", "key_hint", "usage_count", "last_used_at",
+                    "expires_at")
+    list_filter = (StatusFilter, "tenant", ExpiredFilter)
+    list_select_related = ("tenant", "agent")
+    search_fields = ("name", "id", "tenant__id", "tenant__tenant_name", "agent__id", "agent__name")
+    ordering = ("-created_at", "-id")
+    actions = ("disable_keys", "enable_keys", "delete_selected")
+    readonly_fields = ("id", "tenant", "key_hint", "status_display", "usage_count", "last_used_at",
+                       "disabled_at", "rotated_at", "previous_key_expires_at", "created_at", "updated_at")
+
+    def get_fields(self, request, obj=None):
+        editable = ["name", "description", "permissions", "expires_at", "rate_limit_per_minute", "metadata"]
+        if obj is None:
+            return ["agent", *editable]
+        return ["id", "tenant", "agent", "key_hint", "status_display", *editable, "usage_count", "last_used_at",
+                "disabled_at", "rotated_at", "previous_key_expires_at", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (*self.readonly_fields, "agent")
+
+    @admin.display(description="status")
+    def status_display(self, obj: ApiKey) -> str:
+        return obj.status
+
+    # --- writes through the services ----------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                current = ApiKey.objects.get(pk=obj.pk)
+                services.apikey_update(api_key=current, data={f: data[f] for f in form.changed_data if f in data})
+            else:
+                created, raw_key = services.apikey_create(
+                    agent_id=data["agent"].pk, name=data["name"], description=data.get("description") or None,
+                    permissions=data.get("permissions") or [], expires_at=data.get("expires_at"),
+                    rate_limit_per_minute=data.get("rate_limit_per_minute"), metadata=data.get("metadata") or {},
+                )
+                obj.pk = created.pk
+                self.message_user(
+                    request,
+                    f"API key created. Copy the secret now; it will not be shown again: {raw_key}",
+                    messages.WARNING,
+                )
+        except (ApplicationError, ValidationError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            raise _AdminAbort from exc
+
+    def changeform_view(self, request, *args, **kwargs):
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except _AdminAbort:
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request, obj):
+        services.apikey_delete(api_key=obj)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            services.apikey_delete(api_key=key)
+
+    @admin.action(description="Disable selected API keys")
+    def disable_keys(self, request, queryset):
+        for key in queryset:
+            services.apikey_disable(api_key=key)
+        self.message_user(request, f"{len(queryset)} API key(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Enable selected API keys")
+    def enable_keys(self, request, queryset):
+        for key in queryset:
+            services.apikey_enable(api_key=key)
+        self.message_user(request, f"{len(queryset)} API key(s) enabled.", messages.SUCCESS)

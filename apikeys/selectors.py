@@ -1,0 +1,103 @@
+"""Reads on API keys: management lookups and the one-statement lookup of verification."""
+
+import re
+from datetime import datetime
+from functools import cache
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from apikeys.keys import hash_key
+from apikeys.models import ApiKey
+from core.errors import ErrorCode
+from core.exceptions import ApplicationError
+
+_ID_RE = re.compile(r"^key_[0-9a-f]{12}$")
+
+# Columns verification needs: the key row (no name/description), plus the status of its parents.
+_VERIFY_COLUMNS = (
+    "id", "tenant_id", "agent_id", "key_hash", "previous_key_hash", "previous_key_expires_at", "permissions",
+    "expires_at", "rate_limit_per_minute", "metadata", "last_used_at", "usage_count", "disabled_at",
+)
+
+
+@cache
+def _find_sql(vendor: str) -> str:
+    """The verification SELECT, built once per database vendor (hand-written: compiling the equivalent
+    ORM query costs more than running it, and this is the hottest statement of the service)."""
+    from agents.models import Agent
+    from tenants.models import Tenant
+
+    qn = connection.ops.quote_name
+    columns = ", ".join(f"k.{qn(ApiKey._meta.get_field(name).column)}" for name in _VERIFY_COLUMNS)
+    return (
+        f"SELECT {columns}, t.{qn('status')} AS tenant_status, a.{qn('status')} AS agent_status "
+        f"FROM {qn(ApiKey._meta.db_table)} k "
+        f"INNER JOIN {qn(Tenant._meta.db_table)} t ON t.{qn('id')} = k.{qn('tenant_id')} "
+        f"INNER JOIN {qn(Agent._meta.db_table)} a ON a.{qn('id')} = k.{qn('agent_id')} "
+        f"WHERE k.{qn('key_hash')} = %s OR k.{qn('previous_key_hash')} = %s LIMIT 2"
+    )
+
+
+def apikey_get(*, api_key_id: str) -> ApiKey:
+    """The key (with tenant and agent), or KEY_001; an id not in the `key_` format is simply not found."""
+    key = None
+    if isinstance(api_key_id, str) and _ID_RE.match(api_key_id):
+        key = ApiKey.objects.select_related("tenant", "agent").filter(pk=api_key_id).first()
+    if key is None:
+        raise ApplicationError(ErrorCode.KEY_001, "The API key does not exist.")
+    return key
+
+
+def status_q(status: str, *, now: datetime | None = None) -> Q:
+    """The computed status (spec §2.4) as a database condition."""
+    now = now or timezone.now()
+    if status == ApiKey.Status.DISABLED:
+        return Q(disabled_at__isnull=False)
+    if status == ApiKey.Status.EXPIRED:
+        return Q(disabled_at__isnull=True, expires_at__isnull=False, expires_at__lte=now)
+    return Q(disabled_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+def apikey_list(*, tenant_id: str | None = None, agent_id: str | None = None,
+                status: str | None = None) -> QuerySet[ApiKey]:
+    """Keys, newest first. Unknown tenant/agent filters simply match nothing (spec §1.7)."""
+    query = ApiKey.objects.select_related("tenant", "agent")
+    if tenant_id is not None:
+        query = query.filter(tenant_id=tenant_id)
+    if agent_id is not None:
+        query = query.filter(agent_id=agent_id)
+    if status:
+        query = query.filter(status_q(status))
+    return query.order_by("-created_at", "-id")
+
+
+def apikey_find_by_secret(*, raw_key: str, tenant_id: str, agent_id: str) -> tuple[ApiKey, bool] | None:
+    """The key a presented secret belongs to, in ONE statement (key, tenant and agent state).
+
+    Matches the current secret, or the previous secret while its grace period lasts, and requires the
+    ids parsed from the key to be the row's (spec §2.3). Returns `(key, using_previous_secret)`; the key
+    carries `tenant_status` and `agent_status` (its other columns, name and description, are deferred).
+    Always read from the database: no process-local cache, so revocation is immediate everywhere.
+    """
+    digest = hash_key(raw_key.strip())
+    rows = list(ApiKey.objects.raw(_find_sql(connection.vendor), [digest, digest]))
+    now = timezone.now()
+    for row in rows:
+        if row.tenant_id != tenant_id or row.agent_id != agent_id:
+            continue
+        if row.key_hash == digest:
+            return row, False
+        if row.previous_key_expires_at is not None and row.previous_key_expires_at > now:
+            return row, True
+    return None
+
+
+def existing_tenant_id(*, tenant_id: str | None) -> str | None:
+    """The `tenant_id` list filter when that tenant exists (the envelope's tenant_id, spec §1.3), else None."""
+    if not tenant_id:
+        return None
+    from tenants.models import Tenant
+
+    return tenant_id if Tenant.objects.filter(pk=tenant_id).exists() else None

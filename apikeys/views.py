@@ -1,0 +1,190 @@
+"""API-key routes (spec §5) and the key-verification verdict endpoints (spec §6)."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from apikeys import selectors, services, verification
+from apikeys.keys import parse_key
+from apikeys.metrics import record_verification
+from apikeys.serializers import (
+    ApiKeyCreateInputSerializer,
+    ApiKeyDeletedOutputSerializer,
+    ApiKeyFilterSerializer,
+    ApiKeyOutputSerializer,
+    ApiKeyRotateInputSerializer,
+    ApiKeyUpdateInputSerializer,
+    CheckPermissionInputSerializer,
+    CheckPermissionVerdictOutputSerializer,
+    ParseApiKeyInputSerializer,
+    ParseVerdictOutputSerializer,
+    ValidateApiKeyInputSerializer,
+    ValidateVerdictOutputSerializer,
+)
+from apikeys.throttling import AuthRateThrottle
+from core.api import ok, paginated
+from core.errors import ErrorCode
+from core.openapi import envelope, paginated_envelope, parse_query
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+_CREATE_EXAMPLE = OpenApiExample(
+    "Create a key",
+    value={"agent_id": "agent_8b2e6f1a9c30", "name": "qq-main", "permissions": ["chat", "config"],
+           "rate_limit_per_minute": 60},
+    request_only=True,
+)
+
+
+def _key(key, *, raw_key: str | None = None):
+    return ApiKeyOutputSerializer(key, context={"raw_key": raw_key}).data
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List API keys", parameters=[ApiKeyFilterSerializer],
+                       responses=paginated_envelope(ApiKeyOutputSerializer)),
+    retrieve=extend_schema(summary="Get an API key", responses=envelope(ApiKeyOutputSerializer)),
+    create=extend_schema(summary="Create an API key (the secret is returned once)",
+                         request=ApiKeyCreateInputSerializer, responses=envelope(ApiKeyOutputSerializer),
+                         examples=[_CREATE_EXAMPLE]),
+    update=extend_schema(summary="Update an API key (partial)", request=ApiKeyUpdateInputSerializer,
+                         responses=envelope(ApiKeyOutputSerializer)),
+    partial_update=extend_schema(summary="Update an API key (partial)", request=ApiKeyUpdateInputSerializer,
+                                 responses=envelope(ApiKeyOutputSerializer)),
+    destroy=extend_schema(summary="Delete an API key", responses=envelope(ApiKeyDeletedOutputSerializer)),
+    disable=extend_schema(summary="Disable an API key", request=None, responses=envelope(ApiKeyOutputSerializer)),
+    enable=extend_schema(summary="Enable an API key", request=None, responses=envelope(ApiKeyOutputSerializer)),
+    rotate=extend_schema(summary="Rotate an API key's secret (the new secret is returned once)",
+                         request=ApiKeyRotateInputSerializer, responses=envelope(ApiKeyOutputSerializer)),
+)
+class ApiKeyViewSet(viewsets.GenericViewSet):
+    lookup_field = "api_key_id"
+    lookup_value_regex = "[^/]+"
+
+    def list(self, request):
+        filters = parse_query(request, ApiKeyFilterSerializer)
+        tenant_id = selectors.existing_tenant_id(tenant_id=filters.get("tenant_id"))
+        return paginated(self, selectors.apikey_list(**filters), ApiKeyOutputSerializer,
+                         message="API keys listed", tenant_id=tenant_id)
+
+    def create(self, request):
+        serializer = ApiKeyCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key, raw_key = services.apikey_create(**serializer.validated_data)
+        return ok(_key(key, raw_key=raw_key), message="API key created", tenant_id=key.tenant_id,
+                  headers=NO_STORE)
+
+    def retrieve(self, request, api_key_id=None):
+        key = selectors.apikey_get(api_key_id=api_key_id)
+        return ok(_key(key), message="API key retrieved", tenant_id=key.tenant_id)
+
+    def update(self, request, api_key_id=None):
+        key = selectors.apikey_get(api_key_id=api_key_id)
+        serializer = ApiKeyUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        key = services.apikey_update(api_key=key, data=serializer.validated_data)
+        return ok(_key(key), message="API key updated", tenant_id=key.tenant_id)
+
+    partial_update = update
+
+    def destroy(self, request, api_key_id=None):
+        key = selectors.apikey_get(api_key_id=api_key_id)
+        tenant_id = key.tenant_id
+        result = services.apikey_delete(api_key=key)
+        return ok(ApiKeyDeletedOutputSerializer(result).data, message="API key deleted", tenant_id=tenant_id)
+
+    @action(detail=True, methods=["post"])
+    def disable(self, request, api_key_id=None):
+        key = services.apikey_disable(api_key=selectors.apikey_get(api_key_id=api_key_id))
+        return ok(_key(key), message="API key disabled", tenant_id=key.tenant_id)
+
+    @action(detail=True, methods=["post"])
+    def enable(self, request, api_key_id=None):
+        key = services.apikey_enable(api_key=selectors.apikey_get(api_key_id=api_key_id))
+        return ok(_key(key), message="API key enabled", tenant_id=key.tenant_id)
+
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, api_key_id=None):
+        key = selectors.apikey_get(api_key_id=api_key_id)
+        serializer = ApiKeyRotateInputSerializer(data=request.data if request.data else {})
+        serializer.is_valid(raise_exception=True)
+        key, raw_key = services.apikey_rotate(api_key=key, **serializer.validated_data)
+        return ok(_key(key, raw_key=raw_key), message="API key rotated", tenant_id=key.tenant_id,
+                  headers=NO_STORE)
+
+
+# --- /auth verdict endpoints -----------------------------------------------------------------------
+
+def _verdict(data, *, message: str, code: ErrorCode | None = None, error: str | None = None,
+             tenant_id: str | None = None):
+    """HTTP 200 whatever the verdict (spec §6): a negative verdict has success=false and its code."""
+    response = ok(data, message=message, tenant_id=tenant_id)
+    if code is not None:
+        response.api_error_code = code.value
+        response.api_error = error or code.spec.error
+        response.api_message = code.spec.message
+    return response
+
+
+class VerdictView(APIView):
+    """Open to anyone (credentials ignored), throttled per client IP, outside the request transaction
+    (each statement autocommits: one SELECT, and one UPDATE when a use is counted)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthRateThrottle]
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+
+class ParseApiKeyView(VerdictView):
+    @extend_schema(summary="Parse an API key (no database access)", request=ParseApiKeyInputSerializer,
+                   responses=envelope(ParseVerdictOutputSerializer), tags=["auth"])
+    def post(self, request):
+        serializer = ParseApiKeyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        parsed = parse_key(serializer.validated_data["api_key"])
+        if parsed is None:
+            data = {"format_valid": False, "format": None, "tenant_id": None, "agent_id": None,
+                    "random_hash": None, "version": None}
+            return _verdict(data, message="Invalid API key format", code=ErrorCode.AUTH_001,
+                            error=verification.VERDICT_SENTENCES[ErrorCode.AUTH_001])
+        return _verdict(parsed.as_dict(), message="API key parsed")
+
+
+class ValidateApiKeyView(VerdictView):
+    @extend_schema(summary="Validate an API key (verdict, HTTP 200)", request=ValidateApiKeyInputSerializer,
+                   responses=envelope(ValidateVerdictOutputSerializer), tags=["auth"])
+    def post(self, request):
+        serializer = ValidateApiKeyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        check_rate_limit = params.get("check_rate_limit") is not False
+        result = verification.verify_key(params["api_key"], required_permission=params.get("required_permission"))
+        if result.valid and check_rate_limit:
+            verification.consume_and_count(result)
+        verification.peek_rate(result)
+        record_verification(result.code.value if result.code else "valid", "validate")
+        tenant_id = result.tenant_id if result.code not in (ErrorCode.AUTH_001, ErrorCode.AUTH_005) else None
+        return _verdict(verification.validate_data(result), message="API key is valid", code=result.code,
+                        error=verification.verdict_sentence(result), tenant_id=tenant_id)
+
+
+class CheckPermissionView(VerdictView):
+    @extend_schema(summary="Check one permission of an API key (verdict, HTTP 200)",
+                   request=CheckPermissionInputSerializer,
+                   responses=envelope(CheckPermissionVerdictOutputSerializer), tags=["auth"])
+    def post(self, request):
+        serializer = CheckPermissionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        permission = serializer.validated_data["permission"]
+        result = verification.verify_key(serializer.validated_data["api_key"], required_permission=permission)
+        record_verification(result.code.value if result.code else "valid", "check_permission")
+        tenant_id = result.tenant_id if result.code not in (ErrorCode.AUTH_001, ErrorCode.AUTH_005) else None
+        return _verdict(verification.check_permission_data(result, permission), message="Permission granted",
+                        code=result.code, error=verification.verdict_sentence(result), tenant_id=tenant_id)

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Auth benchmark (`make bench-auth`): gunicorn against MariaDB on loopback, wrk at 16 connections on
+# POST /api/v2/auth/validate-api-key and on a trivial endpoint (GET /, no database) of the same server, in
+# the same run; then an exactness phase: N validations must add exactly N to usage_count.
+#
+# Environment (all optional):
+#   BENCH_DATABASE_URL  default mysql://root@127.0.0.1:3306/maimconfig_bench_auth (created if missing)
+#   BENCH_PORT (8203)  BENCH_DURATION (15s)  BENCH_CONNECTIONS (16)  BENCH_WRK_THREADS (2)
+#   BENCH_EXACT_N (3000)  GUNICORN_WORKERS (nproc)  GUNICORN_THREADS (4)  CACHE_URL (local memory)
+# Targets: validate >= half the trivial rate, >= 1300 req/s, p99 <= 15 ms, usage counts exact.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PY:-.venv/bin/python}
+GUNICORN=${GUNICORN:-.venv/bin/gunicorn}
+WRK=${WRK:-wrk}
+PORT=${BENCH_PORT:-8203}
+DURATION=${BENCH_DURATION:-15s}
+CONNS=${BENCH_CONNECTIONS:-16}
+WRK_THREADS=${BENCH_WRK_THREADS:-2}
+EXACT_N=${BENCH_EXACT_N:-3000}
+
+export DATABASE_URL=${BENCH_DATABASE_URL:-mysql://root@127.0.0.1:3306/maimconfig_bench_auth}
+export SECRET_KEY=${SECRET_KEY:-bench-auth-not-secret} DEBUG=0 LOG_LEVEL=WARNING DB_CONN_MAX_AGE=600
+export MAIMCONFIG_AUTH_THROTTLE_RATE=1000000000/min   # the per-IP throttle would stop a one-IP benchmark
+export GUNICORN_BIND=127.0.0.1:$PORT GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(nproc)} GUNICORN_THREADS=${GUNICORN_THREADS:-4}
+unset GUNICORN_ACCESSLOG
+
+command -v "$WRK" >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
+
+if [[ $DATABASE_URL == mysql://* ]]; then
+  DB_NAME=$("$PY" -c 'import os, urllib.parse as u; print(u.urlparse(os.environ["DATABASE_URL"]).path.lstrip("/"))')
+  DB_HOST=$("$PY" -c 'import os, urllib.parse as u; print(u.urlparse(os.environ["DATABASE_URL"]).hostname or "127.0.0.1")')
+  DB_PORT=$("$PY" -c 'import os, urllib.parse as u; print(u.urlparse(os.environ["DATABASE_URL"]).port or 3306)')
+  mariadb -h "$DB_HOST" -P "$DB_PORT" -u root -e \
+    "CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+fi
+
+"$PY" manage.py migrate --noinput -v0
+read -r KEY_ID RAW_KEY < <("$PY" manage.py shell -c "$(cat bench/auth_bench_setup.py)" | tail -n 1)
+export BENCH_KEY_ID=$KEY_ID BENCH_KEY=$RAW_KEY
+usage() { "$PY" manage.py shell -c "$(cat bench/auth_usage.py)" | tail -n 1; }
+
+"$GUNICORN" -c gunicorn.conf.py maimconfig.wsgi:application >/tmp/maimconfig-bench-auth-$PORT.log 2>&1 &
+GPID=$!
+trap 'kill $GPID 2>/dev/null; wait $GPID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
+
+URL=http://127.0.0.1:$PORT
+run_wrk() {  # run_wrk MODE PATH DURATION
+  MODE=$1 "$WRK" -t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency -s bench/auth_wrk.lua "$URL$2" | grep '^RESULT'
+}
+
+echo "gunicorn: $GUNICORN_WORKERS workers x $GUNICORN_THREADS threads on $GUNICORN_BIND; database: ${DATABASE_URL%%:*}; cache: ${CACHE_URL:-locmem}"
+echo "warm-up..."
+run_wrk trivial / 3s >/dev/null
+run_wrk validate /api/v2/auth/validate-api-key 3s >/dev/null
+
+BEFORE=$(usage)
+TRIVIAL=$(run_wrk trivial / "$DURATION")
+VALIDATE=$(run_wrk validate /api/v2/auth/validate-api-key "$DURATION")
+AFTER=$(usage)
+echo "$TRIVIAL"
+echo "$VALIDATE"
+
+field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
+T_RPS=$(field "$TRIVIAL" rps); V_RPS=$(field "$VALIDATE" rps); V_P50=$(field "$VALIDATE" p50_ms)
+V_P99=$(field "$VALIDATE" p99_ms); V_OK=$(field "$VALIDATE" ok); V_BAD=$(field "$VALIDATE" bad)
+COUNTED=$((AFTER - BEFORE))
+echo "usage_count grew by $COUNTED during the wrk run; wrk saw $V_OK valid verdicts, $V_BAD other answers" \
+     "(requests still in flight when wrk stops are counted by the server but not by wrk: at most $CONNS)"
+
+echo "exactness: $EXACT_N validations over $CONNS connections..."
+E0=$(usage)
+EXACT_OK=$("$PY" bench/auth_exact.py 127.0.0.1 "$PORT" "$RAW_KEY" "$EXACT_N" "$CONNS")
+E1=$(usage)
+EXACT_DELTA=$((E1 - E0))
+
+STATUS=0
+check() {  # check LABEL CONDITION
+  if "$PY" -c "import sys; sys.exit(0 if ($2) else 1)"; then echo "  PASS  $1"; else echo "  FAIL  $1"; STATUS=1; fi
+}
+echo
+echo "validate-api-key: $V_RPS req/s, p50 $V_P50 ms, p99 $V_P99 ms; trivial GET /: $T_RPS req/s"
+check "validate >= half the trivial rate ($V_RPS vs $T_RPS / 2)" "$V_RPS >= $T_RPS / 2"
+check "validate >= 1300 req/s ($V_RPS)" "$V_RPS >= 1300"
+check "validate p99 <= 15 ms ($V_P99)" "$V_P99 <= 15"
+check "no failed validations during wrk ($V_BAD)" "$V_BAD == 0"
+check "wrk run counted exactly: server $COUNTED vs wrk $V_OK (+ up to $CONNS in flight)" \
+      "$V_OK <= $COUNTED <= $V_OK + $CONNS"
+check "exactness: $EXACT_N requests, $EXACT_OK valid, usage_count +$EXACT_DELTA" \
+      "$EXACT_OK == $EXACT_N == $EXACT_DELTA"
+exit $STATUS

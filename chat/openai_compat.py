@@ -1,0 +1,131 @@
+"""The OpenAI-compatible chat completions (spec §11): stateless, persona prepended, OpenAI shapes."""
+
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from chat import llm, metrics
+from chat.prompt import OFFLINE_MODEL
+from chat.services import PreparedChat, estimated_usage, generate_reply
+from chat.streaming import openai_chunk, sse_data
+from core.envelope import openai_error_body
+from core.exceptions import ApplicationError
+
+PASS_THROUGH = ("top_p", "stop", "presence_penalty", "frequency_penalty", "user")
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def upstream_messages(prepared: PreparedChat, messages: list[dict]) -> list[dict]:
+    """The agent's system prompt first, then the client's messages unchanged (§11.2)."""
+    out = [{"role": "system", "content": prepared.system_prompt}]
+    for message in messages:
+        entry = {"role": message["role"], "content": message.get("content")}
+        if message.get("name"):
+            entry["name"] = message["name"]
+        out.append(entry)
+    return out
+
+
+def overrides_of(data: dict) -> dict[str, Any]:
+    """Request parameters that override the configured ones or pass through (§11.2, agent-config §7.4)."""
+    overrides: dict[str, Any] = {}
+    if data.get("temperature") is not None:
+        overrides["temperature"] = data["temperature"]
+    max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
+    if max_tokens is not None:
+        overrides["max_tokens"] = max_tokens
+    for name in PASS_THROUGH:
+        if data.get(name) is not None:
+            overrides[name] = data[name]
+    return overrides
+
+
+def _last_user_text(messages: list[dict]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""
+
+
+def _usage(reply_usage) -> dict[str, int]:
+    return {"prompt_tokens": reply_usage.prompt_tokens, "completion_tokens": reply_usage.completion_tokens,
+            "total_tokens": reply_usage.total_tokens}
+
+
+def completion_create(*, prepared: PreparedChat, data: dict) -> dict[str, Any]:
+    """A non-streaming completion in OpenAI's `chat.completion` shape."""
+    messages = upstream_messages(prepared, data["messages"])
+    try:
+        reply = generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]),
+                               overrides=overrides_of(data))
+    except ApplicationError as exc:
+        metrics.chat_request("openai", prepared.responder, exc.code.value)
+        raise
+    metrics.chat_request("openai", reply.responder, "ok")
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": reply.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
+                     "finish_reason": reply.finish_reason}],
+        "usage": _usage(reply.usage),
+        "system_fingerprint": None,
+    }
+
+
+def completion_stream(*, prepared: PreparedChat, data: dict) -> Iterator[bytes]:
+    """A streaming completion (§11.4). The upstream is opened before the first byte, so a failure to
+    start raises ApplicationError (an ordinary 502/504); later failures end the stream with an error event."""
+    messages = upstream_messages(prepared, data["messages"])
+    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    target = prepared.choice.target
+    if target is None:
+        reply = generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]))
+        return _frames(prepared, include_usage, iter([reply.content]), lambda: (reply.finish_reason, reply.usage))
+    started = time.perf_counter()
+    try:
+        upstream = llm.open_stream(target, messages, overrides_of(data))
+    except ApplicationError as exc:
+        metrics.chat_request("openai", "llm", exc.code.value)
+        raise
+
+    def result():
+        metrics.observe_upstream(target.provider_kind, time.perf_counter() - started)
+        return upstream.finish_reason, upstream.usage or estimated_usage(messages, upstream.content)
+
+    return _frames(prepared, include_usage, upstream.fragments(), result, upstream)
+
+
+def _frames(prepared: PreparedChat, include_usage: bool, fragments: Iterator[str], result, upstream=None
+            ) -> Iterator[bytes]:
+    base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": prepared.model}
+    usage_field = {"usage": None} if include_usage else {}
+    completed = False
+    try:
+        yield openai_chunk(base, [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                   "finish_reason": None}], **usage_field)
+        try:
+            for fragment in fragments:
+                yield openai_chunk(base, [{"index": 0, "delta": {"content": fragment}, "finish_reason": None}],
+                                   **usage_field)
+        except ApplicationError as exc:
+            metrics.chat_request("openai", "llm", exc.code.value)
+            yield sse_data(openai_error_body(exc.code.value, exc.status, exc.error))
+            return
+        finish_reason, usage = result()
+        yield openai_chunk(base, [{"index": 0, "delta": {}, "finish_reason": finish_reason}], **usage_field)
+        if include_usage:
+            yield openai_chunk(base, [], _usage(usage))
+        yield sse_data(b"[DONE]")
+        completed = True
+        metrics.chat_request("openai", prepared.responder, "ok")
+    finally:
+        if not completed and upstream is not None:
+            upstream.close()
+

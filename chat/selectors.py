@@ -1,0 +1,58 @@
+"""Reads of the chat app: history for the prompt, conversation pages, and the chat-agents list."""
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from agents.models import Agent
+from chat.models import ChatConversation, ChatMessage
+from core.errors import ErrorCode
+from core.exceptions import ApplicationError
+from tenants.models import Tenant
+
+
+def conversation_find(*, agent_id: str, conversation_id: str) -> ChatConversation | None:
+    return ChatConversation.objects.filter(agent_id=agent_id, conversation_id=conversation_id).first()
+
+
+def conversation_get(*, agent_id: str, conversation_id: str) -> ChatConversation:
+    """The agent's conversation, or CHAT_001."""
+    conversation = conversation_find(agent_id=agent_id, conversation_id=conversation_id)
+    if conversation is None:
+        raise ApplicationError(ErrorCode.CHAT_001, "The conversation does not exist for this agent.")
+    return conversation
+
+
+def conversation_recent_turns(*, agent_id: str, conversation_id: str, turns: int) -> list[tuple[str, str]]:
+    """The last `turns` completed turns, oldest first, as (user message, reply) pairs: one query."""
+    replies = (
+        ChatMessage.objects.filter(conversation__agent_id=agent_id, conversation__conversation_id=conversation_id,
+                                   role=ChatMessage.Role.ASSISTANT)
+        .select_related("reply_to")
+        .only("content", "created_at", "id", "reply_to__content")
+        .order_by("-created_at", "-id")[:turns]
+    )
+    return [(reply.reply_to.content, reply.content) for reply in reversed(list(replies))]
+
+
+def conversation_messages(*, conversation: ChatConversation) -> QuerySet[ChatMessage]:
+    """The conversation's messages, newest first (spec §10.6). A reply is always stored with a later
+    `created_at` than the message it answers, so a turn reads in order."""
+    return (ChatMessage.objects.filter(conversation=conversation).select_related("conversation")
+            .order_by("-created_at", "-id"))
+
+
+def chat_agent_list(*, tenant_id: str | None = None, agent_id: str | None = None,
+                    online: bool | None = None) -> QuerySet[Agent]:
+    """Active agents of active tenants, newest first (spec §10.5), with their activity row."""
+    query = (Agent.objects.filter(status=Agent.Status.ACTIVE, tenant__status=Tenant.Status.ACTIVE)
+             .select_related("activity"))
+    if tenant_id is not None:
+        query = query.filter(tenant_id=tenant_id)
+    if agent_id is not None:
+        query = query.filter(pk=agent_id)
+    if online is not None:
+        from activity.models import AgentActivity
+
+        live = Exists(AgentActivity.objects.filter(agent_id=OuterRef("pk"), expires_at__gt=timezone.now()))
+        query = query.filter(live) if online else query.exclude(live)
+    return query.order_by("-created_at", "-id")

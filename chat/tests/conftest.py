@@ -1,0 +1,106 @@
+"""Fixtures of the chat tests: the fake OpenAI-compatible upstream, agents wired to it, and agent keys."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from agents.tests.factories import AgentFactory
+from apikeys.tests.factories import ApiKeyFactory
+from chat.tests.fake_llm import FakeLLM
+
+SYSTEM_CATALOGUE_WITHOUT_KEYS = """
+[[api_providers]]
+name = "OpenAI"
+base_url = "https://api.openai.com/v1"
+client_type = "openai"
+
+[[models]]
+name = "GPT-4o Mini"
+model_identifier = "gpt-4o-mini"
+api_provider = "OpenAI"
+
+[model_task_config.replyer]
+model_list = ["GPT-4o Mini"]
+max_tokens = 1024
+temperature = 0.3
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings, tmp_path, monkeypatch):
+    """Empty rate-limit windows, and a system catalogue whose provider has no server key (offline)."""
+    cache.clear()
+    path = tmp_path / "model_config.toml"
+    path.write_text(SYSTEM_CATALOGUE_WITHOUT_KEYS)
+    settings.MAIMBOT_MODEL_CONFIG_PATH = str(path)
+    for name in ("MAIMCONFIG_PROVIDER_KEY_OPENAI", "MAIMCONFIG_PROVIDER_KEY_FAKESYSTEM", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server) -> FakeLLM:
+    _fake_llm_server.reset()
+    return _fake_llm_server
+
+
+def llm_document(base_url: str, *, api_key: str = "sk-agent-secret-123", identifier: str = "fake-1",
+                 temperature: float | None = 0.4, max_tokens: int = 321, timeout: int = 10, persona=None,
+                 extra: dict | None = None) -> dict:
+    """A configuration document whose replyer is a model of an agent provider at `base_url`."""
+    model = {"name": "fake-model", "model_identifier": identifier, "api_provider": "FakeProvider",
+             "extra_params": extra or {}}
+    if temperature is not None:
+        model["temperature"] = temperature
+    doc = {
+        "persona": persona or {"personality": "Cheerful and curious.", "reply_style": "Short sentences.",
+                               "interest": "Cameras"},
+        "bot_overrides": {"nickname": "Mai", "alias_names": ["Maimai", "Little Mai"]},
+        "config_overrides": {
+            "chat": {"max_context_size": 2},
+            "model": {
+                "api_providers": [{"name": "FakeProvider", "base_url": base_url, "api_key": api_key,
+                                   "client_type": "openai", "timeout": timeout}],
+                "models": [model],
+                "model_task_config": {"replyer": {"model_list": ["fake-model"], "max_tokens": max_tokens,
+                                                  "temperature": 0.9}},
+            },
+        },
+    }
+    return doc
+
+
+def stored(doc: dict) -> dict:
+    """The document as the agents app stores it (provider keys encrypted)."""
+    from agents.config_document import to_storage
+
+    return to_storage(doc)
+
+
+@pytest.fixture
+def offline_agent(db):
+    return AgentFactory(name="Helper", config={})
+
+
+@pytest.fixture
+def llm_agent(db, fake_llm):
+    return AgentFactory(name="Helper", config=stored(llm_document(fake_llm.base_url)))
+
+
+def key_for(agent, **kwargs):
+    kwargs.setdefault("permissions", ["chat"])
+    return ApiKeyFactory(agent=agent, tenant=agent.tenant, **kwargs)
+
+
+def key_client(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client

@@ -1,0 +1,166 @@
+"""A fake OpenAI-compatible server for the tests: a real HTTP server on 127.0.0.1 in a thread.
+
+It answers `POST …/chat/completions` (non-streaming and streaming), records every request it receives
+(path, headers, JSON body), and has switches for delays, error statuses, unusable bodies and streams
+that break off.
+"""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT_RANGE = range(8410, 8420)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request, client_address):  # a client that hung up (timeout tests) is expected
+        pass
+
+
+class FakeLLM:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.reset()
+        self._server = None
+        self._thread = None
+        self.disconnected = threading.Event()
+
+    def reset(self) -> None:
+        self.reply = "Hello from the fake model."
+        self.fragments: list[str] | None = None  # streaming fragments (default: reply split in words)
+        self.usage: dict | None = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        self.stream_usage = False  # send a usage chunk at the end of a stream
+        self.finish_reason = "stop"
+        self.status = 200
+        self.error_body = {"error": {"message": "boom", "type": "server_error"}}
+        self.delay = 0.0  # seconds before the response headers
+        self.chunk_delay = 0.0  # seconds between stream chunks
+        self.omit_choices = False
+        self.break_after: int | None = None  # stream: drop the connection after this many chunks
+        self.requests = []
+        self.disconnected = threading.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "FakeLLM":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = None
+                fake.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                      "body": body})
+                if fake.delay:
+                    time.sleep(fake.delay)
+                if not self.path.endswith("/chat/completions"):
+                    return self._json(404, {"error": {"message": "not found"}})
+                if fake.status != 200:
+                    return self._json(fake.status, fake.error_body)
+                if isinstance(body, dict) and body.get("stream"):
+                    return self._stream(body)
+                return self._json(200, fake.completion(body or {}))
+
+            def _json(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, body):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+                def write(data: bytes):
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+
+                try:
+                    for index, chunk in enumerate(fake.chunks(body)):
+                        if fake.break_after is not None and index >= fake.break_after:
+                            self.connection.shutdown(socket.SHUT_RDWR)  # no terminating chunk: a broken stream
+                            return
+                        if fake.chunk_delay and index:
+                            time.sleep(fake.chunk_delay)
+                        write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    write(b"data: [DONE]\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    fake.disconnected.set()
+
+        for port in PORT_RANGE:
+            try:
+                self._server = _QuietServer(("127.0.0.1", port), Handler)
+                break
+            except OSError:
+                continue
+        else:  # every port of the range is busy (parallel runs): any free port
+            self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def last(self) -> dict:
+        return self.requests[-1]
+
+    # --- payloads ----------------------------------------------------------------------------------
+    def completion(self, body: dict) -> dict:
+        payload = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1764022203,
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply},
+                         "finish_reason": self.finish_reason}],
+        }
+        if self.omit_choices:
+            payload.pop("choices")
+        if self.usage is not None:
+            payload["usage"] = self.usage
+        return payload
+
+    def chunks(self, body: dict):
+        fragments = self.fragments
+        if fragments is None:
+            words = self.reply.split(" ")
+            fragments = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1764022203,
+                "model": body.get("model", "fake")}
+        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                    "finish_reason": None}]}
+        for fragment in fragments:
+            yield {**base, "choices": [{"index": 0, "delta": {"content": fragment}, "finish_reason": None}]}
+        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish_reason}]}
+        if self.stream_usage and self.usage is not None:
+            yield {**base, "choices": [], "usage": self.usage}

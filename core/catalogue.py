@@ -1,0 +1,266 @@
+"""The system model catalogue and the MaiMBot bot-config defaults (api.md §12).
+
+Both come from TOML files whose paths are settings (`MAIMBOT_MODEL_CONFIG_PATH`,
+`MAIMBOT_BOT_CONFIG_TEMPLATE_PATH`; relative paths are resolved against the repository root). The
+repository ships both files in `config/`. A file is re-read when its modification time or size changes.
+A missing, unreadable or invalid file is never an error: the built-in fallback answers, the source says
+`static_fallback`, and a warning naming the file and the reason is logged.
+
+Interface used by other apps:
+
+* `load_model_catalogue()` -> `ModelCatalogue` with `.providers` (dicts with `name`, `base_url`,
+  `client_type`, `timeout`, `api_key` resolved from `MAIMCONFIG_PROVIDER_KEY_<NAME>` or the file; the key
+  is for calling the provider and is never returned by a route), `.models` (dicts with `name`,
+  `model_identifier`, `api_provider`, `description`, `price_in`, `price_out` and the entry's other keys
+  such as `temperature`, `max_tokens`, `extra_params`), `.defaults` (the `model_task_config` table) and
+  `.source` (`dynamic_toml` or `static_fallback`).
+* `system_provider_names()` / `system_model_names()`: case-folded, trimmed names (AGENT_011, warnings).
+* `load_bot_defaults()` -> `BotDefaults` with `.data` (the 23 tables, secrets masked) and `.source`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger("maimconfig.catalogue")
+
+DYNAMIC = "dynamic_toml"
+FALLBACK = "static_fallback"
+MASK = "********"
+SECRET_NAMES = frozenset({"api_key", "auth_token", "token", "password", "secret"})
+PROVIDER_KEY_ENV_PREFIX = "MAIMCONFIG_PROVIDER_KEY_"
+
+FALLBACK_PROVIDERS: list[dict[str, Any]] = [
+    {"name": "OpenAI", "client_type": "openai", "base_url": "https://api.openai.com/v1"},
+    {"name": "Anthropic", "client_type": "anthropic", "base_url": "https://api.anthropic.com"},
+]
+FALLBACK_MODELS: list[dict[str, Any]] = [
+    {"name": "GPT-4o", "model_identifier": "gpt-4o", "api_provider": "OpenAI", "price_in": 5.0,
+     "price_out": 15.0, "description": "OpenAI's general-purpose multimodal model"},
+    {"name": "GPT-4o Mini", "model_identifier": "gpt-4o-mini", "api_provider": "OpenAI", "price_in": 0.15,
+     "price_out": 0.6, "description": "Small, fast, low-cost OpenAI model"},
+    {"name": "Claude 3.5 Sonnet", "model_identifier": "claude-3-5-sonnet-20240620", "api_provider": "Anthropic",
+     "price_in": 3.0, "price_out": 15.0, "description": "Anthropic's balanced Claude model"},
+]
+
+#: The 23 tables of bot-defaults (api.md §12.2): MaiMBot table name -> agent-config location.
+BOT_TABLES: dict[str, tuple[str, ...]] = {
+    "bot": ("bot_overrides",),
+    "personality": ("persona",),
+    **{name: ("config_overrides", name) for name in (
+        "chat", "memory", "dream", "jargon", "tool", "mood", "emoji", "voice", "message_receive",
+        "lpmm_knowledge", "chinese_typo", "expression", "plugin", "keyword_reaction", "relationship",
+        "response_post_process", "response_splitter", "debug", "experimental", "maim_message", "telemetry",
+    )},
+}
+
+
+@dataclass(frozen=True)
+class ModelCatalogue:
+    providers: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    defaults: dict[str, Any]
+    source: str
+    path: str = ""
+
+    def provider(self, name: str) -> dict[str, Any] | None:
+        """The provider named `name` (case-insensitive, trimmed), or None."""
+        key = name.strip().casefold() if isinstance(name, str) else None
+        return next((p for p in self.providers if _fold(p["name"]) == key), None)
+
+    def model(self, name: str) -> dict[str, Any] | None:
+        key = name.strip().casefold() if isinstance(name, str) else None
+        return next((m for m in self.models if _fold(m["name"]) == key), None)
+
+
+@dataclass(frozen=True)
+class BotDefaults:
+    data: dict[str, Any]
+    source: str
+    path: str = ""
+
+
+@dataclass
+class _CacheEntry:
+    stamp: tuple
+    parsed: dict | None
+    reason: str | None = None
+
+
+_cache: dict[str, _CacheEntry] = {}
+_lock = threading.Lock()
+
+
+def _fold(name: Any) -> str | None:
+    return name.strip().casefold() if isinstance(name, str) else None
+
+
+def resolve_path(configured: str) -> Path:
+    path = Path(configured)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
+def _read_toml(path: Path) -> tuple[dict | None, str | None]:
+    """The parsed file (cached while its mtime and size are unchanged), or (None, reason)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+    stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    key = str(path)
+    with _lock:
+        entry = _cache.get(key)
+        if entry is not None and entry.stamp == stamp:
+            return entry.parsed, entry.reason
+    try:
+        with path.open("rb") as handle:
+            parsed, reason = tomllib.load(handle), None
+    except tomllib.TOMLDecodeError as exc:
+        parsed, reason = None, f"is not valid TOML ({exc})"
+    except UnicodeDecodeError:
+        parsed, reason = None, "is not valid UTF-8"
+    except OSError as exc:
+        parsed, reason = None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+    with _lock:
+        _cache[key] = _CacheEntry(stamp, parsed, reason)
+    return parsed, reason
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def provider_key_env_name(provider_name: str) -> str:
+    """`OpenAI` -> `MAIMCONFIG_PROVIDER_KEY_OPENAI` (runs of other characters than A–Z0–9 become `_`)."""
+    return PROVIDER_KEY_ENV_PREFIX + re.sub(r"[^A-Z0-9]+", "_", provider_name.upper())
+
+
+def _text(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    return value if isinstance(value, str) else str(value)
+
+
+def _price(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value)
+
+
+def _provider(entry: dict) -> dict[str, Any]:
+    provider = copy.deepcopy(entry)
+    provider["name"] = _text(entry.get("name"), "Unknown Provider")
+    provider["client_type"] = _text(entry.get("client_type"), "openai")
+    provider["base_url"] = _text(entry.get("base_url"), "")
+    timeout = entry.get("timeout")
+    provider["timeout"] = timeout if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) \
+        and timeout > 0 else 10
+    env_key = os.environ.get(provider_key_env_name(provider["name"]), "")
+    file_key = entry.get("api_key") if isinstance(entry.get("api_key"), str) else ""
+    provider["api_key"] = env_key or file_key
+    return provider
+
+
+def _model(entry: dict) -> dict[str, Any]:
+    model = copy.deepcopy(entry)
+    model["name"] = _text(entry.get("name"), "Unknown Model")
+    model["model_identifier"] = _text(entry.get("model_identifier"), "")
+    model["api_provider"] = _text(entry.get("api_provider"), "")
+    model["description"] = _text(entry.get("description"), "") or model["name"]
+    model["price_in"] = _price(entry.get("price_in"))
+    model["price_out"] = _price(entry.get("price_out"))
+    return model
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def load_model_catalogue() -> ModelCatalogue:
+    """The system model catalogue (api.md §12.1), from the file or the built-in fallback."""
+    path = resolve_path(settings.MAIMBOT_MODEL_CONFIG_PATH)
+    parsed, reason = _read_toml(path)
+    if parsed is not None:
+        providers, models = parsed.get("api_providers", []), parsed.get("models", [])
+        tasks = parsed.get("model_task_config", {})
+        if not _is_table_array(providers):
+            reason = "has an 'api_providers' that is not an array of tables"
+        elif not _is_table_array(models):
+            reason = "has a 'models' that is not an array of tables"
+        elif not isinstance(tasks, dict):
+            reason = "has a 'model_task_config' that is not a table"
+        else:
+            return ModelCatalogue(providers=[_provider(p) for p in providers], models=[_model(m) for m in models],
+                                  defaults=copy.deepcopy(tasks), source=DYNAMIC, path=str(path))
+    logger.warning("Model catalogue %s %s; using the built-in fallback", path, reason)
+    return ModelCatalogue(providers=[_provider(p) for p in FALLBACK_PROVIDERS],
+                          models=[_model(m) for m in FALLBACK_MODELS], defaults={}, source=FALLBACK,
+                          path=str(path))
+
+
+def system_provider_names() -> set[str]:
+    """Case-folded, trimmed names of the system providers (reserved: AGENT_011)."""
+    return {name for name in (_fold(p["name"]) for p in load_model_catalogue().providers) if name}
+
+
+def system_model_names() -> set[str]:
+    return {name for name in (_fold(m["name"]) for m in load_model_catalogue().models) if name}
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy where keys named like secrets with a non-empty value read `"********"` (any depth)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in value.items():
+            if isinstance(key, str) and key.casefold() in SECRET_NAMES and sub not in ("", None, [], {}):
+                out[key] = MASK
+            else:
+                out[key] = mask_secrets(sub)
+        return out
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def documented_bot_defaults() -> dict[str, dict[str, Any]]:
+    """The 23 tables built from the documented defaults (agent-config.md §3): the fallback."""
+    from agents.config_document import CONFIG_DEFAULTS
+
+    out = {}
+    for table, location in BOT_TABLES.items():
+        value: Any = CONFIG_DEFAULTS
+        for part in location:
+            value = value.get(part, {})
+        out[table] = copy.deepcopy(value)
+    return out
+
+
+def load_bot_defaults() -> BotDefaults:
+    """The MaiMBot configuration defaults (api.md §12.2): every top-level table of the file, the 23
+    documented tables always present, secret-named values masked."""
+    path = resolve_path(settings.MAIMBOT_BOT_CONFIG_TEMPLATE_PATH)
+    parsed, reason = _read_toml(path)
+    if parsed is None:
+        logger.warning("Bot config template %s %s; using the built-in fallback", path, reason)
+        return BotDefaults(data=documented_bot_defaults(), source=FALLBACK, path=str(path))
+    data = {name: {} for name in BOT_TABLES}
+    data.update({key: value for key, value in parsed.items() if isinstance(value, dict)})
+    return BotDefaults(data=mask_secrets(data), source=DYNAMIC, path=str(path))
+
+
+__all__ = [
+    "BotDefaults", "DYNAMIC", "FALLBACK", "ModelCatalogue", "clear_cache", "documented_bot_defaults",
+    "load_bot_defaults", "load_model_catalogue", "mask_secrets", "provider_key_env_name", "system_model_names",
+    "system_provider_names",
+]

@@ -1,0 +1,54 @@
+"""System routes (api.md §12): the model catalogue and the MaiMBot defaults. Operator only.
+
+A missing or broken file is not an error: the answer comes from the built-in fallback, and both the
+`X-Config-Source` header and the end of `message` say where it came from.
+"""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.views import APIView
+
+from core import catalogue
+from core.api import ok
+from core.openapi import envelope
+from core.system_serializers import BotDefaultsOutputSerializer, SystemModelsOutputSerializer
+
+SOURCE_HEADER = "X-Config-Source"
+
+
+def _answer(data, *, message: str, source: str):
+    return ok(data, message=f"{message} (Source: {source})", headers={SOURCE_HEADER: source})
+
+
+def _header_doc(serializer):
+    return {200: OpenApiResponse(envelope(serializer), description=(
+        "`X-Config-Source: dynamic_toml` (read from the file) or `static_fallback` (built-in fallback)."))}
+
+
+class SystemModelsView(APIView):
+    @extend_schema(summary="System model catalogue (providers, models, task defaults)",
+                   responses=_header_doc(SystemModelsOutputSerializer))
+    def get(self, request):
+        loaded = catalogue.load_model_catalogue()
+        data = {
+            "providers": [
+                {"name": p["name"], "client_type": p["client_type"], "base_url": p["base_url"],
+                 "is_server_provider": True, "has_api_key": bool(p["api_key"])}
+                for p in loaded.providers
+            ],
+            "models": [
+                {key: m[key] for key in ("name", "model_identifier", "api_provider", "description", "price_in",
+                                         "price_out")}
+                for m in loaded.models
+            ],
+            "defaults": loaded.defaults,
+            "source": loaded.source,
+        }
+        return _answer(SystemModelsOutputSerializer(data).data | {"defaults": loaded.defaults},
+                       message="System models retrieved", source=loaded.source)
+
+
+class BotDefaultsView(APIView):
+    @extend_schema(summary="MaiMBot configuration defaults", responses=_header_doc(BotDefaultsOutputSerializer))
+    def get(self, request):
+        loaded = catalogue.load_bot_defaults()
+        return _answer(loaded.data, message="Bot defaults retrieved", source=loaded.source)
