@@ -157,13 +157,34 @@ class ParseApiKeyView(VerdictView):
         return _verdict(parsed.as_dict(), message="API key parsed")
 
 
+def _validate_params_fast(data) -> dict | None:
+    """The validated body of a well-formed validate request without building a DRF serializer (hot path).
+
+    Returns None for anything else, which then goes through `ValidateApiKeyInputSerializer` (same rules;
+    it produces the 400 with its field errors).
+    """
+    if not isinstance(data, dict):
+        return None
+    api_key = data.get("api_key")
+    permission = data.get("required_permission")
+    check = data.get("check_rate_limit", True)
+    if not isinstance(api_key, str) or not (permission is None or isinstance(permission, str)) \
+            or check not in (True, False, None) or isinstance(check, int) and not isinstance(check, bool):
+        return None
+    if permission is not None:
+        permission = permission.strip()
+    return {"api_key": api_key, "required_permission": permission, "check_rate_limit": check}
+
+
 class ValidateApiKeyView(VerdictView):
     @extend_schema(summary="Validate an API key (verdict, HTTP 200)", request=ValidateApiKeyInputSerializer,
                    responses=envelope(ValidateVerdictOutputSerializer), tags=["auth"])
     def post(self, request):
-        serializer = ValidateApiKeyInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        params = serializer.validated_data
+        params = _validate_params_fast(request.data)
+        if params is None:  # not the common well-formed body: the serializer reports the errors
+            serializer = ValidateApiKeyInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            params = serializer.validated_data
         check_rate_limit = params.get("check_rate_limit") is not False
         result = verification.verify_key(params["api_key"], required_permission=params.get("required_permission"))
         if result.valid and check_rate_limit:

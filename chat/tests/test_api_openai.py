@@ -178,7 +178,9 @@ def test_models_offline(offline_agent):
 
 @pytest.fixture
 def sdk(live_server, llm_agent):
-    return openai.OpenAI(base_url=f"{live_server.url}/v1", api_key=key_for(llm_agent).raw_key, max_retries=0)
+    client = openai.OpenAI(base_url=f"{live_server.url}/v1", api_key=key_for(llm_agent).raw_key, max_retries=0)
+    yield client
+    client.close()  # no keep-alive connection (and server thread) outlives the test
 
 
 def test_openai_sdk_non_streaming(sdk, fake_llm):
@@ -211,6 +213,6 @@ def test_openai_sdk_raises_on_upstream_error(sdk, fake_llm):
 
 
 def test_openai_sdk_with_wrong_key(live_server, offline_agent):
-    client = openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="mmc_bm9wZQ==", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        client.models.list()
+    with openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="mmc_bm9wZQ==", max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
