@@ -157,3 +157,11 @@ def test_agent_key_reads_its_merged_view(key_client):
 def test_trailing_slash(operator_client):
     tenant = TenantFactory()
     assert operator_client.get(URL + "/", {"tenant_id": tenant.id}).content == b"[]"
+
+
+def test_body_guard_errors_are_bare_too(operator_client, settings):
+    settings.MAIMCONFIG_MAX_BODY_BYTES = 100
+    tenant = TenantFactory()
+    body = {"plugin_name": "p", "enabled": True, "config": {"x": "y" * 200}}
+    _error(operator_client.post(f"{URL}?tenant_id={tenant.id}", body, format="json"), 413, "PAYLOAD_TOO_LARGE")
+    assert not PluginSetting.objects.exists()
