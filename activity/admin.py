@@ -3,21 +3,11 @@
 from django.contrib import admin
 
 from activity.models import AgentActivity, UsageLog
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from core.admin import ReadOnlyModelAdmin
 
 
 @admin.register(AgentActivity)
-class AgentActivityAdmin(ReadOnlyAdmin):
+class AgentActivityAdmin(ReadOnlyModelAdmin):
     list_display = ("agent_id", "tenant_id", "last_seen_at", "ttl_seconds", "expires_at", "is_online")
     list_filter = ("tenant",)
     search_fields = ("agent__id", "agent__name", "tenant__id")
@@ -30,7 +20,7 @@ class AgentActivityAdmin(ReadOnlyAdmin):
 
 
 @admin.register(UsageLog)
-class UsageLogAdmin(ReadOnlyAdmin):
+class UsageLogAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "timestamp", "action", "tenant_id", "agent_id", "api_key_id", "user_id", "created_at")
     list_filter = ("action", "tenant")
     search_fields = ("action", "tenant__id", "agent__id", "user_id", "api_key_id", "request_id")

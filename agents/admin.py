@@ -5,9 +5,8 @@ mask `********` keeps a stored provider key)."""
 import json
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -15,14 +14,8 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from agents import config_document, selectors, services
 from agents.models import Agent
 from agents.serializers import TagListField
+from core.admin import ServiceModelAdmin, error_lines
 from core.exceptions import ApplicationError
-
-
-def _error_lines(exc: ApplicationError) -> list[str]:
-    errors = (exc.data or {}).get("errors") if isinstance(exc.data, dict) else None
-    if not errors:
-        return [exc.error]
-    return [f"{path}: {message}" for path, messages_ in errors.items() for message in messages_]
 
 
 class AgentAdminForm(forms.ModelForm):
@@ -60,7 +53,7 @@ class AgentAdminForm(forms.ModelForm):
         try:
             config_document.prepare_write(stored or {}, document, mode="replace")
         except ApplicationError as exc:
-            raise ValidationError(_error_lines(exc)) from None
+            raise ValidationError(error_lines(exc)) from None
         return document
 
     def _post_clean(self):
@@ -72,7 +65,7 @@ class AgentAdminForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(ServiceModelAdmin):
     form = AgentAdminForm
     list_display = ("name", "id", "tenant", "status", "is_online", "last_seen_at", "created_at")
     list_filter = ("status", "tenant")
@@ -116,7 +109,7 @@ class AgentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        try:
+        with self.service_call(request):
             if change:
                 current = Agent.objects.get(pk=obj.pk)
                 fields = {name: data[name] for name in ("name", "description", "template_id", "status", "tags")
@@ -134,10 +127,6 @@ class AgentAdmin(admin.ModelAdmin):
                 obj.pk = created.pk
                 if data.get("status") and data["status"] != Agent.Status.ACTIVE:
                     services.agent_update(agent=created, data={"status": data["status"]})
-        except (ApplicationError, ValidationError) as exc:
-            lines = _error_lines(exc) if isinstance(exc, ApplicationError) else exc.messages
-            self.message_user(request, "; ".join(lines), messages.ERROR)
-            raise _AdminAbort from exc
 
     def delete_model(self, request, obj):
         services.agent_delete(agent=obj)
@@ -145,13 +134,3 @@ class AgentAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for agent in queryset:
             services.agent_delete(agent=agent)
-
-    def changeform_view(self, request, *args, **kwargs):
-        try:
-            return super().changeform_view(request, *args, **kwargs)
-        except _AdminAbort:
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class _AdminAbort(Exception):
-    """Raised inside save_model to stop the admin after a refused service call."""

@@ -9,14 +9,13 @@ import re
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
 from django.utils import timezone
 
 from apikeys import services
 from apikeys.models import ApiKey
 from apikeys.selectors import status_q
 from apikeys.serializers import MAX_PERMISSIONS, PERMISSION_RE
-from core.exceptions import ApplicationError
+from core.admin import ServiceModelAdmin
 
 _PERMISSION = re.compile(PERMISSION_RE)
 
@@ -95,12 +94,8 @@ class ExpiredFilter(admin.SimpleListFilter):
         return queryset
 
 
-class _AdminAbort(Exception):
-    """Raised inside save_model to stop the admin after a refused service call."""
-
-
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ServiceModelAdmin):
     form = ApiKeyAdminForm
     list_display = ("name", "id", "tenant", "agent", "status_display", "key_hint", "usage_count", "last_used_at",
                     "expires_at")
@@ -132,7 +127,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        try:
+        with self.service_call(request):
             if change:
                 current = ApiKey.objects.get(pk=obj.pk)
                 services.apikey_update(api_key=current, data={f: data[f] for f in form.changed_data if f in data})
@@ -148,15 +143,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
                     f"API key created. Copy the secret now; it will not be shown again: {raw_key}",
                     messages.WARNING,
                 )
-        except (ApplicationError, ValidationError) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            raise _AdminAbort from exc
-
-    def changeform_view(self, request, *args, **kwargs):
-        try:
-            return super().changeform_view(request, *args, **kwargs)
-        except _AdminAbort:
-            return HttpResponseRedirect(request.get_full_path())
 
     def delete_model(self, request, obj):
         services.apikey_delete(api_key=obj)

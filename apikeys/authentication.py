@@ -26,7 +26,6 @@ from apikeys.keys import KEY_PREFIX
 from apikeys.metrics import record_verification
 from apikeys.principal import AgentKeyPrincipal, AgentKeyUser
 from apikeys.verification import verify_key
-from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 
 WWW_AUTHENTICATE = 'Bearer realm="maimconfig"'
@@ -39,16 +38,6 @@ BODY_KEY_ROUTES: tuple[tuple[str, re.Pattern], ...] = (
     ("POST", re.compile(r"^/api/v1/usage/log/?$")),
     ("POST", re.compile(r"^/api/v2/usage-logs/?$")),
 )
-
-FAILURE_SENTENCES = {
-    ErrorCode.AUTH_001: "The API key format is invalid.",
-    ErrorCode.AUTH_002: "The API key has expired.",
-    ErrorCode.AUTH_004: "The API key is disabled.",
-    ErrorCode.AUTH_005: "The API key is unknown.",
-    ErrorCode.AUTH_006: "The API key's tenant is not active.",
-    ErrorCode.AUTH_007: "The API key's agent is not active.",
-}
-
 
 def header_key(request) -> str | None:
     """The agent key of the Authorization header (`Bearer`/`Token` + `mmc_…`), or None."""
@@ -97,7 +86,7 @@ class AgentKeyAuthentication(BaseAuthentication):
         if not result.valid:
             record_verification(result.code.value, "request")
             request._not_authenticated()
-            raise ApplicationError(result.code, FAILURE_SENTENCES.get(result.code))
+            raise ApplicationError(result.code)
         principal = AgentKeyPrincipal(result.key, using_previous_secret=bool(result.using_previous_secret))
         return AgentKeyUser(principal), principal
 

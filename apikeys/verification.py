@@ -101,23 +101,12 @@ def peek_rate(result: Verification) -> None:
 
 # --- verdict payloads (spec §6.2, §6.3): every key present, null where a value does not apply ------------
 
-VERDICT_SENTENCES = {
-    ErrorCode.AUTH_001: "The API key format is invalid.",
-    ErrorCode.AUTH_002: "The API key has expired.",
-    ErrorCode.AUTH_004: "The API key is disabled.",
-    ErrorCode.AUTH_005: "The API key is unknown.",
-    ErrorCode.AUTH_006: "The API key's tenant is not active.",
-    ErrorCode.AUTH_007: "The API key's agent is not active.",
-    ErrorCode.AUTH_008: "The API key's per-minute rate limit has been reached.",
-}
-
-
 def verdict_sentence(result: Verification) -> str | None:
     if result.code is None:
         return None
     if result.code == ErrorCode.AUTH_003:
         return f"The API key does not have the permission '{result.required_permission}'."
-    return VERDICT_SENTENCES[result.code]
+    return result.code.spec.error  # the catalogue's sentence (core/errors.py)
 
 
 def _dt(value):

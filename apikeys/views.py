@@ -153,7 +153,7 @@ class ParseApiKeyView(VerdictView):
             data = {"format_valid": False, "format": None, "tenant_id": None, "agent_id": None,
                     "random_hash": None, "version": None}
             return _verdict(data, message="Invalid API key format", code=ErrorCode.AUTH_001,
-                            error=verification.VERDICT_SENTENCES[ErrorCode.AUTH_001])
+                            error=ErrorCode.AUTH_001.spec.error)
         return _verdict(parsed.as_dict(), message="API key parsed")
 
 

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from chat import services
 from chat.models import ChatConversation, ChatMessage
+from core.admin import ReadOnlyModelAdmin
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -51,7 +52,7 @@ class ChatConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(admin.ModelAdmin):
+class ChatMessageAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "role", "short_content", "agent", "conversation", "model", "responder", "total_tokens",
                     "latency_ms", "created_at")
     list_filter = ("role", "responder", "created_at")
@@ -65,12 +66,3 @@ class ChatMessageAdmin(admin.ModelAdmin):
     @admin.display(description="content")
     def short_content(self, obj):
         return obj.content[:80]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

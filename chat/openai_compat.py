@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from chat import llm, metrics
-from chat.prompt import OFFLINE_MODEL
 from chat.services import PreparedChat, estimated_usage, generate_reply
 from chat.streaming import openai_chunk, sse_data
 from core.envelope import openai_error_body

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from core.exceptions import ApplicationError
+from core.admin import ServiceModelAdmin
 from plugins import services
 from plugins.models import PluginSetting
 
@@ -33,7 +33,7 @@ class PluginSettingAdminForm(forms.ModelForm):
 
 
 @admin.register(PluginSetting)
-class PluginSettingAdmin(admin.ModelAdmin):
+class PluginSettingAdmin(ServiceModelAdmin):
     form = PluginSettingAdminForm
     list_display = ("id", "plugin_name", "tenant_id", "agent_id", "scope", "enabled", "updated_at")
     list_filter = ("enabled", "plugin_name", "tenant")
@@ -49,7 +49,7 @@ class PluginSettingAdmin(admin.ModelAdmin):
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        try:
+        with self.service_call(request):
             if change:
                 stored = PluginSetting.objects.get(pk=obj.pk)  # `obj` already carries the form's values
                 data = {name: form.cleaned_data[name] for name in ("enabled", "config") if name in form.cleaned_data}
@@ -62,8 +62,6 @@ class PluginSettingAdmin(admin.ModelAdmin):
                 obj.pk, obj.agent_scope, obj.created_at = setting.pk, setting.agent_scope, setting.created_at
                 if not created:
                     messages.info(request, "A setting for this plugin already existed; it was updated.")
-        except ApplicationError as exc:
-            messages.error(request, exc.error)
 
     def delete_model(self, request, obj):
         services.plugin_setting_delete(setting=obj)

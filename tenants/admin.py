@@ -1,15 +1,14 @@
 """Operators' console for tenants; writes go through `tenants.services` like the API."""
 
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib import admin
 
-from core.exceptions import ApplicationError
+from core.admin import ServiceModelAdmin
 from tenants import services
 from tenants.models import Tenant
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ServiceModelAdmin):
     list_display = ("tenant_name", "id", "tenant_type", "status", "contact_email", "created_at")
     list_filter = ("status", "tenant_type")
     search_fields = ("tenant_name", "id", "contact_email", "owner_id")
@@ -20,7 +19,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data.get(name) for name in form.changed_data if name in form.cleaned_data}
-        try:
+        with self.service_call(request):
             if change:
                 current = Tenant.objects.get(pk=obj.pk)
                 services.tenant_update(tenant=current, data=data)
@@ -33,9 +32,6 @@ class TenantAdmin(admin.ModelAdmin):
                 obj.pk = created.pk
                 if obj.status != Tenant.Status.ACTIVE:
                     services.tenant_update(tenant=created, data={"status": obj.status})
-        except (ApplicationError, ValidationError) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            raise _AdminAbort from exc
 
     def delete_model(self, request, obj):
         services.tenant_delete(tenant=obj)
@@ -43,15 +39,3 @@ class TenantAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for tenant in queryset:
             services.tenant_delete(tenant=tenant)
-
-    def changeform_view(self, request, *args, **kwargs):
-        try:
-            return super().changeform_view(request, *args, **kwargs)
-        except _AdminAbort:
-            from django.http import HttpResponseRedirect
-
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class _AdminAbort(Exception):
-    """Raised inside save_model to stop the admin after a refused service call."""

@@ -1,34 +1,14 @@
 """Concurrent heartbeats on MariaDB: one row per agent, never an error, the last write wins."""
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
+
+from core.testing import run_concurrently
 
 from activity.models import AgentActivity
 from agents.tests.factories import AgentFactory
 
 URL = "/api/v2/agent-activity"
-
-
-def run_in_threads(count, work):
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def target(index):
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.mark.mariadb
@@ -46,7 +26,7 @@ def test_concurrent_heartbeats_make_one_row(operator_token):
             statuses.append(response.status_code)
         return statuses
 
-    results = run_in_threads(12, beat)
+    results = run_concurrently(12, beat)
     assert all(status == 200 for statuses in results for status in statuses), results
     rows = list(AgentActivity.objects.filter(agent_id=agent.id))
     assert len(rows) == 1
@@ -69,5 +49,5 @@ def test_concurrent_first_heartbeats_of_many_agents(operator_token):
         agent = agents[index % len(agents)]
         return client.put(URL, {"tenant_id": agent.tenant_id, "agent_id": agent.id}, format="json").status_code
 
-    assert run_in_threads(16, beat) == [200] * 16
+    assert run_concurrently(16, beat) == [200] * 16
     assert AgentActivity.objects.count() == 4

@@ -1,38 +1,10 @@
 """Races on MariaDB with real transactions: duplicate names and concurrent config merges."""
 
-import threading
-
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
+from core.testing import run_concurrently, token_client
 
 from agents.models import Agent
 from tenants.tests.factories import TenantFactory
-
-
-def _run(count, target):
-    barrier = threading.Barrier(count)
-    results: list = []
-
-    def worker(index):
-        barrier.wait()
-        try:
-            results.append(target(index))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
-def _client(token):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
 
 
 @pytest.mark.mariadb
@@ -40,7 +12,7 @@ def _client(token):
 def test_concurrent_creates_of_one_name(operator_token):
     tenant = TenantFactory()
     names = ["Racer", "racer"]
-    statuses = _run(2, lambda i: _client(operator_token).post(
+    statuses = run_concurrently(2, lambda i: token_client(operator_token).post(
         "/api/v2/agents", {"tenant_id": tenant.pk, "name": names[i]}, format="json").status_code)
     assert sorted(statuses) == [200, 409]
     assert Agent.objects.filter(tenant=tenant, name_key="racer").count() == 1
@@ -50,7 +22,7 @@ def test_concurrent_creates_of_one_name(operator_token):
 @pytest.mark.django_db(transaction=True)
 def test_many_concurrent_creates_never_500(operator_token):
     tenant = TenantFactory()
-    statuses = _run(6, lambda i: _client(operator_token).post(
+    statuses = run_concurrently(6, lambda i: token_client(operator_token).post(
         "/api/v2/agents", {"tenant_id": tenant.pk, "name": "Same"}, format="json").status_code)
     assert sorted(statuses) == [200] + [409] * 5
 
@@ -59,10 +31,10 @@ def test_many_concurrent_creates_never_500(operator_token):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_renames_into_one_name(operator_token):
     tenant = TenantFactory()
-    a = _client(operator_token).post("/api/v2/agents", {"tenant_id": tenant.pk, "name": "a"}, format="json")
-    b = _client(operator_token).post("/api/v2/agents", {"tenant_id": tenant.pk, "name": "b"}, format="json")
+    a = token_client(operator_token).post("/api/v2/agents", {"tenant_id": tenant.pk, "name": "a"}, format="json")
+    b = token_client(operator_token).post("/api/v2/agents", {"tenant_id": tenant.pk, "name": "b"}, format="json")
     ids = [a.json()["data"]["id"], b.json()["data"]["id"]]
-    statuses = _run(2, lambda i: _client(operator_token).patch(
+    statuses = run_concurrently(2, lambda i: token_client(operator_token).patch(
         f"/api/v2/agents/{ids[i]}", {"name": "Target"}, format="json").status_code)
     assert sorted(statuses) == [200, 409]
 
@@ -71,13 +43,13 @@ def test_concurrent_renames_into_one_name(operator_token):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_config_merges_lose_nothing(operator_token):
     tenant = TenantFactory()
-    created = _client(operator_token).post("/api/v2/agents", {"tenant_id": tenant.pk, "name": "m"}, format="json")
+    created = token_client(operator_token).post("/api/v2/agents", {"tenant_id": tenant.pk, "name": "m"}, format="json")
     agent_id = created.json()["data"]["id"]
     sections = ["tool", "voice", "jargon", "relationship", "telemetry", "response_post_process"]
     fields = {"tool": "enable_tool", "voice": "enable_asr", "jargon": "all_global",
               "relationship": "enable_relationship", "telemetry": "enable",
               "response_post_process": "enable_response_post_process"}
-    statuses = _run(len(sections), lambda i: _client(operator_token).patch(
+    statuses = run_concurrently(len(sections), lambda i: token_client(operator_token).patch(
         f"/api/v2/agents/{agent_id}/config", {"config_overrides": {sections[i]: {fields[sections[i]]: True}}},
         format="json").status_code)
     assert statuses == [200] * len(sections)

@@ -1,41 +1,13 @@
 """Concurrent upserts on MariaDB: exactly one row per (tenant, agent-or-default, plugin_name)."""
 
-import threading
-
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
+from core.testing import run_concurrently, token_client
 
 from agents.tests.factories import AgentFactory
 from plugins.models import PluginSetting
 
 V1 = "/api/v1/plugins/settings"
 V2 = "/api/v2/plugin-settings"
-
-
-def run_in_threads(count, work):
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def target(index):
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
-def client_for(token):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
 
 
 @pytest.mark.mariadb
@@ -45,7 +17,7 @@ def test_concurrent_default_upserts_leave_one_row(operator_token):
     tenant_id = agent.tenant_id
 
     def upsert(index):
-        client = client_for(operator_token)
+        client = token_client(operator_token)
         if index % 2:
             response = client.post(f"{V1}?tenant_id={tenant_id}",
                                    {"plugin_name": "shared", "enabled": True, "config": {"n": index}}, format="json")
@@ -54,7 +26,7 @@ def test_concurrent_default_upserts_leave_one_row(operator_token):
                                     "config": {"n": index}}, format="json")
         return response.status_code, response.json()["data"]["created"]
 
-    results = run_in_threads(16, upsert)
+    results = run_concurrently(16, upsert)
     assert all(status == 200 for status, _ in results), results
     assert [created for _, created in results if created is not None].count(True) <= 1
     rows = list(PluginSetting.objects.filter(tenant_id=tenant_id, agent__isnull=True, plugin_name="shared"))
@@ -71,8 +43,8 @@ def test_concurrent_override_upserts_leave_one_row_each(operator_token):
         body = {"tenant_id": agent.tenant_id, "plugin_name": "p", "enabled": bool(index % 2)}
         if index % 3:
             body["agent_id"] = agent.id
-        return client_for(operator_token).post(V2, body, format="json").status_code
+        return token_client(operator_token).post(V2, body, format="json").status_code
 
-    assert run_in_threads(12, upsert) == [200] * 12
+    assert run_concurrently(12, upsert) == [200] * 12
     assert PluginSetting.objects.filter(agent=agent, plugin_name="p").count() == 1
     assert PluginSetting.objects.filter(agent=None, plugin_name="p").count() == 1
