@@ -59,7 +59,11 @@ def usage_summary_range(*, since: datetime | None, until: datetime | None,
     """
     path = "until" if until is not None else "since"
     until = until or now or timezone.now()
-    since = since or until - SUMMARY_DEFAULT_RANGE
+    if since is None:
+        try:
+            since = until - SUMMARY_DEFAULT_RANGE
+        except OverflowError:  # `until` in the first week of year 1
+            since = datetime.min.replace(tzinfo=dt_timezone.utc)
     if since >= until:
         raise validation_error({path: ["The range is empty: since must be before until."]})
     if until - since > SUMMARY_MAX_RANGE:

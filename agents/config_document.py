@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import re
 from functools import cache
 from pathlib import Path
@@ -50,6 +51,7 @@ MASK_WITHOUT_KEY = "The masked value can only keep an existing key; send the rea
 NOT_AN_OBJECT = "Must be a JSON object."
 TOO_LARGE = f"The configuration document must be at most {MAX_DOCUMENT_BYTES} bytes when serialized."
 TOO_DEEP = f"The configuration document must not be nested deeper than {MAX_DEPTH} levels."
+NOT_FINITE = "The configuration document must not contain numbers outside the range of JSON (such as 1e999)."
 DUPLICATE_NAME = "Names must be unique within {list_name} (case-insensitive); '{name}' is repeated."
 SYSTEM_PROVIDER_DEFINED = "'{name}' is a system provider; agents cannot define a provider with this name."
 SYSTEM_PROVIDER_REFERENCED = "'{name}' is a system provider; agents cannot reference it in their own models."
@@ -384,7 +386,8 @@ def to_storage(doc: dict, *, previous: dict | None = None) -> dict:
         elif isinstance(key, str) and key:
             old = previous_keys.get(_provider_key(entry.get("name")) or "")
             entry["api_key"] = old if old and _decrypts_to(old, key) else encrypt_secret(key)
-    assert MASK not in json.dumps(_providers(doc)), "a mask must never be stored as a key"
+    assert not any(isinstance(e, dict) and e.get("api_key") == MASK for e in _providers(doc)), \
+        "a mask must never be stored as a key"
     return doc
 
 
@@ -407,12 +410,16 @@ def _check_limits(doc: dict) -> str | None:
     stack = [(doc, 1)]
     while stack:
         value, level = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return NOT_FINITE
+            continue
         if level > MAX_DEPTH:
             return TOO_DEEP
         if isinstance(value, dict):
-            stack.extend((v, level + 1) for v in value.values() if isinstance(v, (dict, list)))
+            stack.extend((v, level + 1) for v in value.values() if isinstance(v, (dict, list, float)))
         elif isinstance(value, list):
-            stack.extend((v, level + 1) for v in value if isinstance(v, (dict, list)))
+            stack.extend((v, level + 1) for v in value if isinstance(v, (dict, list, float)))
     if _document_size(doc) > MAX_DOCUMENT_BYTES:
         return TOO_LARGE
     return None

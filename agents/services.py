@@ -4,6 +4,7 @@ Every function runs in one transaction: nothing is written unless every check pa
 agent-config.md §1). Config writes lock the agent row so concurrent merges never lose each other.
 """
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,11 @@ TENANT_INACTIVE = "Tenant '{tenant_id}' is not active; agents can only be create
 CONSTRAINT_NAME = "agent_name_unique_ci_per_tenant"
 
 _UPDATABLE = ("name", "description", "template_id", "status", "tags")
+
+
+def _differs(old: Any, new: Any) -> bool:
+    """Stored value changed? JSON-strict: `1`, `1.0` and `true` differ (Python's `==` equates them)."""
+    return old != new or json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True)
 
 
 def _name_taken(tenant_id: str, name: str, *, exclude_id: str | None = None) -> bool:
@@ -131,7 +137,7 @@ def agent_update(*, agent: Agent, data: dict[str, Any]) -> Agent:
         else:
             values["config"] = _config_write(agent.config or {}, data["config"], mode="merge", on_agent_route=True,
                                              tenant_id=agent.tenant_id)
-    changed = [field for field, value in values.items() if getattr(agent, field) != value]
+    changed = [field for field, value in values.items() if _differs(getattr(agent, field), value)]
     if not changed:
         return agent
     was_active = agent.is_active
@@ -160,7 +166,7 @@ def agent_config_write(*, agent: Agent, document: Any, mode: str = "merge") -> A
     agent = _locked(agent)
     stored = agent.config or {}
     new_document = _config_write(stored, document, mode=mode, on_agent_route=False, tenant_id=agent.tenant_id)
-    if new_document != stored:
+    if _differs(stored, new_document):
         agent.config = new_document
         agent.updated_at = timezone.now()
         agent.save(update_fields=["config", "updated_at"])

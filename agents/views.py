@@ -20,6 +20,7 @@ from agents.serializers import (
 from apikeys.access import authorize_key_scope
 from apikeys.permissions import OperatorOrAgentKey
 from core.api import ok, paginated
+from core.exceptions import tenant_resolved
 from core.openapi import envelope, paginated_envelope, parse_query
 from core.permissions import IsOperator
 
@@ -87,7 +88,8 @@ class AgentViewSet(viewsets.GenericViewSet):
     def update(self, request, agent_id=None):
         agent = selectors.agent_get(agent_id=agent_id)
         serializer = AgentUpdateInputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
+        with tenant_resolved(agent.tenant_id):
+            serializer.is_valid(raise_exception=True)
         agent = services.agent_update(agent=agent, data=serializer.validated_data)
         return ok(_agent_representation(agent.pk, request), message="Agent updated", tenant_id=agent.tenant_id)
 
@@ -120,7 +122,8 @@ class AgentConfigView(APIView):
     def get(self, request, agent_id):
         tenant_id, agent_id = authorize_key_scope(request, agent_id=agent_id)
         agent = selectors.agent_get(agent_id=agent_id)
-        query = parse_query(request, AgentConfigReadQuerySerializer)
+        with tenant_resolved(agent.tenant_id):
+            query = parse_query(request, AgentConfigReadQuerySerializer)
         return ok(_config_payload(agent.config or {}, effective=query["effective"]),
                   message="Agent configuration retrieved", tenant_id=agent.tenant_id)
 
@@ -129,9 +132,10 @@ class AgentConfigView(APIView):
                    responses=envelope(AgentConfigResponseSerializer), examples=[_PATCH_CONFIG_EXAMPLE])
     def put(self, request, agent_id):
         agent = selectors.agent_get(agent_id=agent_id)
-        query = parse_query(request, AgentConfigWriteQuerySerializer)
-        body = AgentConfigBodyInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        with tenant_resolved(agent.tenant_id):
+            query = parse_query(request, AgentConfigWriteQuerySerializer)
+            body = AgentConfigBodyInputSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
         agent = services.agent_config_write(agent=agent, document=body.validated_data, mode=query["mode"])
         return ok(_config_payload(agent.config or {}), message="Agent configuration updated",
                   tenant_id=agent.tenant_id)

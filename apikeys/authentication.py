@@ -26,9 +26,9 @@ from apikeys.keys import KEY_PREFIX
 from apikeys.metrics import record_verification
 from apikeys.principal import AgentKeyPrincipal, AgentKeyUser
 from apikeys.verification import verify_key
+from core.envelope import WWW_AUTHENTICATE
 from core.exceptions import ApplicationError, validation_error
 
-WWW_AUTHENTICATE = 'Bearer realm="maimconfig"'
 
 # (method, path) pairs where `api_key` in the JSON body is a credential (spec §1.13).
 BODY_KEY_ROUTES: tuple[tuple[str, re.Pattern], ...] = (

@@ -27,6 +27,7 @@ from apikeys.serializers import (
 from apikeys.throttling import AuthRateThrottle
 from core.api import ok, paginated
 from core.errors import ErrorCode
+from core.exceptions import tenant_resolved
 from core.openapi import envelope, paginated_envelope, parse_query
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -84,7 +85,8 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
     def update(self, request, api_key_id=None):
         key = selectors.apikey_get(api_key_id=api_key_id)
         serializer = ApiKeyUpdateInputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
+        with tenant_resolved(key.tenant_id):
+            serializer.is_valid(raise_exception=True)
         key = services.apikey_update(api_key=key, data=serializer.validated_data)
         return ok(_key(key), message="API key updated", tenant_id=key.tenant_id)
 
@@ -110,7 +112,8 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
     def rotate(self, request, api_key_id=None):
         key = selectors.apikey_get(api_key_id=api_key_id)
         serializer = ApiKeyRotateInputSerializer(data=request.data if request.data else {})
-        serializer.is_valid(raise_exception=True)
+        with tenant_resolved(key.tenant_id):
+            serializer.is_valid(raise_exception=True)
         key, raw_key = services.apikey_rotate(api_key=key, **serializer.validated_data)
         return ok(_key(key, raw_key=raw_key), message="API key rotated", tenant_id=key.tenant_id,
                   headers=NO_STORE)
@@ -169,7 +172,7 @@ def _validate_params_fast(data) -> dict | None:
     permission = data.get("required_permission")
     check = data.get("check_rate_limit", True)
     if not isinstance(api_key, str) or not (permission is None or isinstance(permission, str)) \
-            or check not in (True, False, None) or isinstance(check, int) and not isinstance(check, bool):
+            or not (check is None or isinstance(check, bool)):
         return None
     if permission is not None:
         permission = permission.strip()

@@ -122,11 +122,12 @@ def map_upstream_error(target: ModelTarget, exc: BaseException) -> ApplicationEr
         return _timeout_error(target)
     if isinstance(exc, openai.APIStatusError):
         try:
-            body = exc.response.text[:500]
+            body = exc.response.text
         except Exception:  # noqa: BLE001 - a streamed body may be unreadable; the status suffices
             body = ""
-        if target.api_key:  # some providers echo the key they refused
-            body = body.replace(target.api_key, "[redacted]")
+        if target.api_key:  # some providers echo the key they refused; redact before truncating, so a
+            body = body.replace(target.api_key, "[redacted]")  # key cut at the limit leaks no prefix
+        body = body[:500]
         logger.warning("Upstream model returned an error status",
                        extra={"provider_kind": target.provider_kind, "model": target.model_identifier,
                               "upstream_status": exc.status_code, "upstream_body": body})

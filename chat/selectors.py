@@ -15,10 +15,18 @@ def conversation_find(*, agent_id: str, conversation_id: str) -> ChatConversatio
 
 
 def conversation_get(*, agent_id: str, conversation_id: str) -> ChatConversation:
-    """The agent's conversation, or CHAT_001."""
-    conversation = conversation_find(agent_id=agent_id, conversation_id=conversation_id)
+    """The agent's conversation for the history route (spec §10.6): AGENT_004 for an unknown agent,
+    CHAT_001 (envelope tenant = the agent's) for a malformed or unknown conversation id."""
+    from chat.serializers import CONVERSATION_ID_RE
+
+    agent = Agent.objects.filter(pk=agent_id).only("id", "tenant_id").first()
+    if agent is None:
+        raise ApplicationError(ErrorCode.AGENT_004, "The agent does not exist.")
+    conversation = None
+    if CONVERSATION_ID_RE.match(conversation_id):
+        conversation = conversation_find(agent_id=agent.id, conversation_id=conversation_id)
     if conversation is None:
-        raise ApplicationError(ErrorCode.CHAT_001, "The conversation does not exist for this agent.")
+        raise ApplicationError(ErrorCode.CHAT_001, tenant_id=agent.tenant_id)
     return conversation
 
 

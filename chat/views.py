@@ -7,7 +7,12 @@ transaction is held open while the upstream model answers; the turn is stored in
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -18,12 +23,21 @@ from apikeys import ratelimit
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
 from chat import openai_compat, selectors, services
-from chat.serializers import (CONVERSATION_ID_RE, ChatAgentFilterSerializer, ChatAgentOutputSerializer,
-                              ChatBatchInputSerializer, ChatBatchItemInputSerializer, ChatBatchOutputSerializer,
-                              ChatHistoryFilterSerializer, ChatMessageOutputSerializer, ChatReplyOutputSerializer,
-                              ChatSendInputSerializer, OpenAIChatCompletionInputSerializer,
-                              OpenAIChatCompletionOutputSerializer, OpenAIErrorOutputSerializer,
-                              OpenAIModelListOutputSerializer)
+from chat.serializers import (
+    ChatAgentFilterSerializer,
+    ChatAgentOutputSerializer,
+    ChatBatchInputSerializer,
+    ChatBatchItemInputSerializer,
+    ChatBatchOutputSerializer,
+    ChatHistoryFilterSerializer,
+    ChatMessageOutputSerializer,
+    ChatReplyOutputSerializer,
+    ChatSendInputSerializer,
+    OpenAIChatCompletionInputSerializer,
+    OpenAIChatCompletionOutputSerializer,
+    OpenAIErrorOutputSerializer,
+    OpenAIModelListOutputSerializer,
+)
 from chat.streaming import chat_event_stream, event_stream_response
 from core.api import ok, paginated
 from core.errors import ErrorCode
@@ -203,16 +217,9 @@ class ChatHistoryView(GenericAPIView):
         _, agent_id = authorize_key_scope(request, agent_id=filters.get("agent_id"))
         if agent_id is None:
             raise validation_error({"agent_id": ["This query parameter is required."]})
-        agent = Agent.objects.filter(pk=agent_id).only("id", "tenant_id").first()
-        if agent is None:
-            raise ApplicationError(ErrorCode.AGENT_004, "The agent does not exist.")
-        if not CONVERSATION_ID_RE.match(conversation_id):
-            raise ApplicationError(ErrorCode.CHAT_001, tenant_id=agent.tenant_id)
-        conversation = selectors.conversation_find(agent_id=agent.id, conversation_id=conversation_id)
-        if conversation is None:
-            raise ApplicationError(ErrorCode.CHAT_001, tenant_id=agent.tenant_id)
+        conversation = selectors.conversation_get(agent_id=agent_id, conversation_id=conversation_id)
         return paginated(self, selectors.conversation_messages(conversation=conversation),
-                         ChatMessageOutputSerializer, message="Messages listed", tenant_id=agent.tenant_id)
+                         ChatMessageOutputSerializer, message="Messages listed", tenant_id=conversation.tenant_id)
 
 
 # --- OpenAI-compatible (§11) -------------------------------------------------------------------------

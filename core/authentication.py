@@ -12,8 +12,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication, get_authorization_header
 from rest_framework.authtoken.models import Token
 
+from core.envelope import WWW_AUTHENTICATE
+
 AGENT_KEY_PREFIX = "mmc_"
-WWW_AUTHENTICATE = 'Bearer realm="maimconfig"'
 
 
 class OperatorTokenAuthentication(TokenAuthentication):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import re
 import threading
@@ -110,6 +111,14 @@ def resolve_path(configured: str) -> Path:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
+def _finite_float(text: str) -> float:
+    """TOML floats; `inf`/`nan` (and overflowing literals) are refused: the answers are JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("non-finite float")
+    return value
+
+
 def _read_toml(path: Path) -> tuple[dict | None, str | None]:
     """The parsed file (cached while its mtime and size are unchanged), or (None, reason)."""
     try:
@@ -124,11 +133,13 @@ def _read_toml(path: Path) -> tuple[dict | None, str | None]:
             return entry.parsed, entry.reason
     try:
         with path.open("rb") as handle:
-            parsed, reason = tomllib.load(handle), None
+            parsed, reason = tomllib.load(handle, parse_float=_finite_float), None
     except tomllib.TOMLDecodeError as exc:
         parsed, reason = None, f"is not valid TOML ({exc})"
     except UnicodeDecodeError:
         parsed, reason = None, "is not valid UTF-8"
+    except ValueError:  # from _finite_float
+        parsed, reason = None, "contains inf or nan, which JSON cannot represent"
     except OSError as exc:
         parsed, reason = None, f"cannot be read ({exc.strerror or type(exc).__name__})"
     with _lock:

@@ -17,6 +17,9 @@ from core.errors import ErrorCode
 
 OPENAI_PREFIX = "/v1/"
 
+# The challenge of every 401 (spec §1.5).
+WWW_AUTHENTICATE = 'Bearer realm="maimconfig"'
+
 _OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -95,7 +98,7 @@ def error_response(
     for name, value in (headers or {}).items():
         response[name] = value
     if spec.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="maimconfig"'
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 

@@ -16,14 +16,13 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from core.envelope import error_response, is_openai_path, openai_error_body
+from core.envelope import WWW_AUTHENTICATE, error_response, is_openai_path, openai_error_body
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.validation import NON_FIELD, flatten_errors
 
 logger = logging.getLogger("maimconfig.api")
 
-WWW_AUTHENTICATE = 'Bearer realm="maimconfig"'
 
 
 # MySQL/MariaDB client error codes that mean "cannot reach or use the server" (not a query problem).
@@ -80,6 +79,16 @@ def _log_unexpected(exc: BaseException) -> None:
     logger.error(message, exc_info=(type(exc), exc, exc.__traceback__))
 
 
+def _agent_key_tenant_id(request) -> str | None:
+    """The key's tenant of an agent-key request (resolved at authentication, spec §1.3), else None.
+
+    Reads the already-set `_auth` only: touching `request.auth` here would re-run authentication for an
+    error raised before it (content negotiation, throttling order) and could raise again.
+    """
+    auth = getattr(request, "_auth", None) if request is not None else None
+    return auth.tenant_id if getattr(auth, "is_agent_key", False) else None
+
+
 def api_exception_handler(exc, context):
     app_error = to_application_error(exc)
     if app_error is None:
@@ -101,7 +110,8 @@ def api_exception_handler(exc, context):
         response.api_error_code = app_error.code.value
         response.api_error = app_error.error
         response.api_message = app_error.message
-        response.api_tenant_id = None if app_error.status in (401, 403) else app_error.tenant_id
+        response.api_tenant_id = None if app_error.status in (401, 403) else (
+            app_error.tenant_id or _agent_key_tenant_id(request))
     for name, value in app_error.headers.items():
         response[name] = value
     if app_error.status == 401:

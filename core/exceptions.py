@@ -1,5 +1,6 @@
 """The one application exception. Services raise it; `core.exception_handlers` renders it."""
 
+from contextlib import contextmanager
 from typing import Any
 
 from core.errors import ErrorCode
@@ -45,3 +46,18 @@ def validation_error(errors: dict[str, list[str]], code: ErrorCode = ErrorCode.V
         data={"errors": errors},
         tenant_id=tenant_id,
     )
+
+
+@contextmanager
+def tenant_resolved(tenant_id: str | None):
+    """Body/query validation after the path's object was found: a DRF `ValidationError` raised inside
+    becomes VALIDATION_ERROR carrying that object's tenant in the envelope (spec §1.3)."""
+    from rest_framework.exceptions import ValidationError
+
+    from core.validation import NON_FIELD, flatten_errors
+
+    try:
+        yield
+    except ValidationError as exc:
+        raise validation_error(flatten_errors(exc.detail) or {NON_FIELD: ["Invalid input."]},
+                               tenant_id=tenant_id) from None

@@ -96,6 +96,7 @@ class JSONObjectField(serializers.JSONField):
     default_error_messages = {
         "not_object": "Must be a JSON object.",
         "too_large": "Must be at most {max_bytes} bytes when serialized.",
+        "not_finite": "Must not contain numbers outside the range of JSON (such as 1e999).",
     }
 
     def __init__(self, *, max_bytes: int | None = None, **kwargs):
@@ -105,10 +106,12 @@ class JSONObjectField(serializers.JSONField):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             self.fail("not_object")
-        if self.max_bytes is not None:
-            size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-            if size > self.max_bytes:
-                self.fail("too_large", max_bytes=self.max_bytes)
+        try:
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # 1e999 parses as infinity, which JSON (and the database) cannot hold
+            self.fail("not_finite")
+        if self.max_bytes is not None and len(text.encode("utf-8")) > self.max_bytes:
+            self.fail("too_large", max_bytes=self.max_bytes)
         return data
 
 

@@ -1,5 +1,6 @@
 """Writes on tenants. Every write of the API and the admin goes through here."""
 
+import json
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -14,6 +15,11 @@ from tenants.models import Tenant
 TENANT_NAME_TAKEN = "A tenant named '{name}' already exists."
 
 _UPDATABLE = ("tenant_name", "tenant_type", "description", "contact_email", "tenant_config", "status", "owner_id")
+
+
+def _differs(old: Any, new: Any) -> bool:
+    """Stored value changed? JSON-strict: `1`, `1.0` and `true` differ (Python's `==` equates them)."""
+    return old != new or json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True)
 
 
 def _name_taken(name: str, *, exclude_id: str | None = None) -> bool:
@@ -65,7 +71,7 @@ def tenant_create(
 @transaction.atomic
 def tenant_update(*, tenant: Tenant, data: dict[str, Any]) -> Tenant:
     """Partial update (spec §1.11): only the keys present in `data` change; `updated_at` only on change."""
-    changed = [f for f in _UPDATABLE if f in data and getattr(tenant, f) != data[f]]
+    changed = [f for f in _UPDATABLE if f in data and _differs(getattr(tenant, f), data[f])]
     if not changed:
         return tenant
     if "tenant_name" in changed:

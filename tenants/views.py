@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_v
 from rest_framework import viewsets
 
 from core.api import ok, paginated
+from core.exceptions import tenant_resolved
 from core.openapi import envelope, paginated_envelope, parse_query
 from tenants import selectors, services
 from tenants.serializers import (
@@ -55,7 +56,8 @@ class TenantViewSet(viewsets.GenericViewSet):
     def update(self, request, tenant_id=None):
         tenant = selectors.tenant_get(tenant_id=tenant_id)
         serializer = TenantUpdateInputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
+        with tenant_resolved(tenant.pk):
+            serializer.is_valid(raise_exception=True)
         tenant = services.tenant_update(tenant=tenant, data=serializer.validated_data)
         return ok(TenantOutputSerializer(tenant).data, message="Tenant updated", tenant_id=tenant.pk)
 

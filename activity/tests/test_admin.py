@@ -1,6 +1,7 @@
 """Admin smoke tests: read-only lists with filters and date hierarchy."""
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from activity.tests.factories import AgentActivityFactory, UsageLogFactory
 
@@ -24,5 +25,5 @@ def test_activity_changelist(admin_client):
     assert response.status_code == 200
     assert row.agent_id.encode() in response.content
     assert admin_client.get(f"/admin/activity/agentactivity/?q={row.agent_id}").status_code == 200
-    response = admin_client.post(f"/admin/activity/agentactivity/{row.agent_id}/delete/", {"post": "yes"})
+    response = admin_client.post(f"/admin/activity/agentactivity/{quote(row.agent_id)}/delete/", {"post": "yes"})
     assert response.status_code == 403

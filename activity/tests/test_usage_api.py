@@ -90,6 +90,15 @@ def test_details_limit_is_16_kib(operator_client):
     assert operator_client.post(V2, {"action": "a", "details": {"f": filler + "x"}}, format="json").status_code == 400
 
 
+def test_infinite_number_in_details_is_400_not_500(operator_client):
+    for url in (V1, V2):
+        response = operator_client.post(url, '{"action": "a", "details": {"n": -1e999}}',
+                                        content_type="application/json")
+        assert response.status_code == 400, response.content
+        assert list(response.json()["data"]["errors"]) == ["details"]
+    assert not UsageLog.objects.exists()
+
+
 def test_non_object_body_is_400(operator_client):
     response = operator_client.post(V2, [1], format="json")
     assert response.status_code == 400
@@ -308,6 +317,15 @@ def test_summary_bad_range_is_400(operator_client, params, path):
     response = operator_client.get(SUMMARY, params)
     assert response.status_code == 400, response.content
     assert list(response.json()["data"]["errors"]) == [path]
+
+
+def test_summary_until_in_the_first_week_of_year_1_is_not_a_500(operator_client):
+    response = operator_client.get(SUMMARY, {"tenant_id": "t", "until": "0001-01-02T00:00:00Z"})
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["total"] == 0
+    response = operator_client.get(SUMMARY, {"tenant_id": "t", "until": "0001-01-01T00:00:00Z"})
+    assert response.status_code == 400
+    assert list(response.json()["data"]["errors"]) == ["until"]
 
 
 def test_summary_366_days_is_allowed(operator_client):

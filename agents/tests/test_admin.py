@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from activity.models import AgentActivity
@@ -70,7 +71,7 @@ def test_change_shows_masked_config_and_keeps_keys(admin_client):
     admin_client.post(reverse("admin:agents_agent_add"), _form(tenant=tenant.pk, name="Keyed", config=json.dumps(
         {"config_overrides": {"model": {"api_providers": [{"name": "P", "api_key": "sk-keep"}]}}})))
     agent = Agent.objects.get(name="Keyed")
-    url = reverse("admin:agents_agent_change", args=[agent.pk])
+    url = reverse("admin:agents_agent_change", args=[quote(agent.pk)])
     page = admin_client.get(url)
     assert page.status_code == 200 and b"sk-keep" not in page.content and b"********" in page.content
     config = {"config_overrides": {"chat": {"talk_value": 0.4},
@@ -85,7 +86,7 @@ def test_change_shows_masked_config_and_keeps_keys(admin_client):
 
 def test_change_with_invalid_config_changes_nothing(admin_client):
     agent = AgentFactory(name="Stable", config={"persona": {"interest": "x"}})
-    url = reverse("admin:agents_agent_change", args=[agent.pk])
+    url = reverse("admin:agents_agent_change", args=[quote(agent.pk)])
     response = admin_client.post(url, _form(agent, name="Renamed", config=json.dumps({"persona": {"states": 3}})))
     assert response.status_code == 200 and b"persona.states" in response.content
     agent.refresh_from_db()
@@ -94,5 +95,5 @@ def test_change_with_invalid_config_changes_nothing(admin_client):
 
 def test_delete_through_the_service(admin_client):
     agent = AgentFactory()
-    response = admin_client.post(reverse("admin:agents_agent_delete", args=[agent.pk]), {"post": "yes"})
+    response = admin_client.post(reverse("admin:agents_agent_delete", args=[quote(agent.pk)]), {"post": "yes"})
     assert response.status_code == 302 and not Agent.objects.filter(pk=agent.pk).exists()

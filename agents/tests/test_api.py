@@ -355,12 +355,55 @@ def test_update_check_order(operator_client, tenant):
     for body, status, code in cases:
         response = operator_client.patch(url, body, format="json")
         assert (response.status_code, response.json()["error_code"]) == (status, code), body
-        assert response.json()["tenant_id"] in (tenant.pk, None)
+        assert response.json()["tenant_id"] == tenant.pk  # resolved before the error (spec §1.3)
     assert operator_client.patch(url, {"config": system}, format="json").json()["data"]["errors"] == {
         "config.config_overrides.model.api_providers[0].name": [
             "'Anthropic' is a system provider; agents cannot define a provider with this name."]}
     fresh = Agent.objects.get(pk=agent.pk)
     assert fresh.name == "one" and fresh.config == {}
+
+
+def test_config_route_errors_after_the_agent_name_its_tenant(operator_client, tenant):
+    agent = AgentFactory(tenant=tenant)
+    url = f"/api/v2/agents/{agent.pk}/config"
+    for response in (operator_client.get(url, {"effective": "maybe"}),
+                     operator_client.patch(f"{url}?mode=append", {}, format="json"),
+                     operator_client.patch(url, [1], format="json")):
+        assert response.status_code == 400 and response.json()["error_code"] == "VALIDATION_ERROR"
+        assert response.json()["tenant_id"] == tenant.pk
+
+
+def test_infinite_number_in_config_is_400_not_500(operator_client, tenant):
+    agent = AgentFactory(tenant=tenant)
+    response = operator_client.patch(f"/api/v2/agents/{agent.pk}/config", '{"custom": {"n": 1e999}}',
+                                     content_type="application/json")
+    assert response.status_code == 400 and response.json()["error_code"] == "AGENT_012"
+    assert list(response.json()["data"]["errors"]) == ["non_field_errors"]
+    assert Agent.objects.get(pk=agent.pk).config == {}
+
+
+def test_asterisks_in_provider_fields_other_than_api_key_are_kept(operator_client, tenant):
+    agent = AgentFactory(tenant=tenant)
+    provider = {"name": "p********", "base_url": "https://llm.example/v1", "api_key": "sk-1",
+                "extra": "********"}
+    response = operator_client.patch(f"/api/v2/agents/{agent.pk}/config",
+                                     {"config_overrides": {"model": {"api_providers": [provider]}}}, format="json")
+    assert response.status_code == 200, response.content
+    stored = Agent.objects.get(pk=agent.pk).config["config_overrides"]["model"]["api_providers"][0]
+    assert stored["name"] == "p********" and stored["extra"] == "********"
+    assert stored["api_key"].startswith("enc:v1:")
+
+
+def test_type_only_change_in_config_is_stored(operator_client, tenant):
+    agent = AgentFactory(tenant=tenant, config={"custom": {"flag": 1}})
+    url = f"/api/v2/agents/{agent.pk}"
+    before = operator_client.get(url).json()["data"]["updated_at"]
+    data = operator_client.patch(url, {"config": {"custom": {"flag": True}}}, format="json").json()["data"]
+    assert data["config"]["custom"] == {"flag": True} and data["updated_at"] > before
+    assert Agent.objects.get(pk=agent.pk).config["custom"]["flag"] is True
+    data = operator_client.patch(f"{url}/config", {"custom": {"flag": 1}}, format="json").json()["data"]
+    assert data["custom"] == {"flag": 1}
+    assert Agent.objects.get(pk=agent.pk).config["custom"]["flag"] == 1
 
 
 def test_failed_update_changes_nothing(operator_client, tenant):

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
@@ -50,7 +51,7 @@ def test_add_shows_the_secret_once_and_stores_only_the_hash(admin_client):
     from apikeys.keys import hash_key
 
     assert hash_key(secret) == key.key_hash
-    change_url = reverse("admin:apikeys_apikey_change", args=[key.pk])
+    change_url = reverse("admin:apikeys_apikey_change", args=[quote(key.pk)])
     first = admin_client.get(change_url).content.decode()  # the page the add redirects to shows it once
     assert first.count(secret) == 1 and key.key_hash not in first
     page = admin_client.get(change_url).content.decode()
@@ -79,7 +80,7 @@ def test_add_rejects_bad_permissions(admin_client):
 
 def test_change_goes_through_the_service(admin_client):
     key = ApiKeyFactory(name="old", permissions=["chat"])
-    url = reverse("admin:apikeys_apikey_change", args=[key.pk])
+    url = reverse("admin:apikeys_apikey_change", args=[quote(key.pk)])
     assert admin_client.get(url).status_code == 200
     response = admin_client.post(url, {"name": "new", "description": "", "permissions": "chat, plugins",
                                        "expires_at_0": "", "expires_at_1": "", "rate_limit_per_minute": "10",

@@ -260,6 +260,15 @@ def test_rotate_validation(operator_client, body):
     key = ApiKeyFactory()
     r = operator_client.post(f"{URL}/{key.id}/rotate", body, format="json")
     assert r.status_code == 400 and "grace_seconds" in r.json()["data"]["errors"]
+    assert r.json()["tenant_id"] == key.tenant_id  # the key (path object) was resolved first (spec §1.3)
+
+
+def test_update_validation_error_carries_the_keys_tenant(operator_client):
+    key = ApiKeyFactory()
+    r = operator_client.patch(f"{URL}/{key.id}", {"status": "expired", "rate_limit_per_minute": 0}, format="json")
+    assert (r.status_code, r.json()["error_code"]) == (400, "VALIDATION_ERROR")
+    assert set(r.json()["data"]["errors"]) == {"status", "rate_limit_per_minute"}
+    assert r.json()["tenant_id"] == key.tenant_id
 
 
 def test_rotate_refused_when_not_active(operator_client):

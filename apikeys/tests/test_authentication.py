@@ -212,3 +212,17 @@ def test_a_counted_use_survives_a_later_failure_with_real_transactions(api_clien
     assert api_client.get(f"/api/v2/probe/config/{key.agent_id}").status_code == 200
     assert usage(key) == 2
     assert Agent.objects.get(pk=key.agent_id).description == "touched"
+
+
+def test_errors_after_key_authentication_carry_the_keys_tenant(api_client):
+    """Spec §1.3: a key-authenticated request is scoped to the key's tenant, errors included (429, 409),
+    but never on 401/403."""
+    key = ApiKeyFactory(permissions=["config"], rate_limit_per_minute=1)
+    bearer(api_client, key)
+    url = f"/api/v2/probe/config/{key.agent_id}"
+    r = api_client.get(f"{url}?fail=400")  # raised without a tenant_id: the key's tenant is the scope
+    assert (r.status_code, r.json()["tenant_id"]) == (400, key.tenant_id)
+    r = api_client.get(url)
+    assert (r.status_code, r.json()["error_code"], r.json()["tenant_id"]) == (429, "AUTH_008", key.tenant_id)
+    r = api_client.get("/api/v2/probe/config/agent_ffffffffffff")
+    assert (r.status_code, r.json()["tenant_id"]) == (403, None)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = (8201, 8202)
 
 SETUP = """
 from rest_framework.authtoken.models import Token
@@ -33,9 +32,10 @@ print(json.dumps({"token": token.key, "key_id": key.id, "raw": raw}))
 """
 
 
-def _free(port: int) -> bool:
+def _free_port() -> int:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _call(port, method, path, body=None, token=None):
@@ -52,11 +52,11 @@ def _call(port, method, path, body=None, token=None):
         return exc.code, json.loads(exc.read())
 
 
-def _wait_up(port, proc):
+def _wait_up(port, proc, log):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server on {port} exited: {proc.stdout.read()[-2000:]}")
+            raise RuntimeError(f"server on {port} exited: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
                 return
@@ -67,8 +67,7 @@ def _wait_up(port, proc):
 
 @pytest.fixture
 def two_servers(tmp_path):
-    if not all(_free(p) for p in PORTS):
-        pytest.skip(f"ports {PORTS} are in use")
+    ports = (_free_port(), _free_port())
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}", "SECRET_KEY": "mp-test",
            "DJANGO_SETTINGS_MODULE": "maimconfig.settings.base", "DEBUG": "0", "LOG_LEVEL": "WARNING",
            "CACHE_URL": "locmemcache://mp"}
@@ -80,14 +79,15 @@ def two_servers(tmp_path):
     gunicorn = str(Path(python).with_name("gunicorn"))
     procs = []
     try:
-        for port in PORTS:
+        logs = [tmp_path / f"server-{port}.log" for port in ports]
+        for port, log in zip(ports, logs, strict=True):
             procs.append(subprocess.Popen(
                 [gunicorn, "-c", "gunicorn.conf.py", "maimconfig.wsgi:application"], cwd=ROOT,
                 env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "2"},
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        for port, proc in zip(PORTS, procs):
-            _wait_up(port, proc)
-        yield info
+                stdout=log.open("w"), stderr=subprocess.STDOUT))
+        for port, proc, log in zip(ports, procs, logs, strict=True):
+            _wait_up(port, proc, log)
+        yield {**info, "ports": ports}
     finally:
         for proc in procs:
             proc.terminate()
@@ -99,7 +99,7 @@ def two_servers(tmp_path):
 
 
 def test_revocation_reaches_the_other_process_at_once(two_servers):
-    a, b = PORTS
+    a, b = two_servers["ports"]
     token, key_id, raw = two_servers["token"], two_servers["key_id"], two_servers["raw"]
 
     def verdict(port, key=raw):

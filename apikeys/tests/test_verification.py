@@ -75,6 +75,8 @@ def test_malformed_requests_are_400(api_client, url, body, path):
     ({"required_permission": 5}, "required_permission"),
     ({"check_rate_limit": "yes"}, "check_rate_limit"),
     ({"check_rate_limit": 1}, "check_rate_limit"),
+    ({"check_rate_limit": 1.0}, "check_rate_limit"),  # the hot path once let floats through (0.0 counted)
+    ({"check_rate_limit": 0.0}, "check_rate_limit"),
 ])
 def test_validate_field_types(api_client, api_key, body, path):
     r = validate(api_client, api_key.raw_key, **body)

@@ -23,6 +23,8 @@ class ConfigProbe(APIView):
         if agent is None:
             raise ApplicationError(ErrorCode.AGENT_004)
         Agent.objects.filter(pk=agent_id).update(description="touched")  # a write that a failure rolls back
+        if request.query_params.get("fail") == "400":
+            raise validation_error({"fail": ["Requested failure."]})
         if request.query_params.get("fail") == "409":
             raise ApplicationError(ErrorCode.AGENT_013, tenant_id=agent.tenant_id)
         return ok({"agent_id": agent.id, "auth": type(request.auth).__name__}, tenant_id=agent.tenant_id)

@@ -5,6 +5,7 @@ It answers `POST …/chat/completions` (non-streaming and streaming), records ev
 that break off.
 """
 
+import copy
 import json
 import socket
 import threading
@@ -46,8 +47,12 @@ class FakeLLM:
         self.disconnected = threading.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    def snapshot(self) -> "FakeLLM":
+        """A shallow copy: the current switches, `requests` list and `disconnected` event."""
+        return copy.copy(self)
+
     def start(self) -> "FakeLLM":
-        fake = self
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -55,7 +60,11 @@ class FakeLLM:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
+                # The switches as they are when the request arrives: a handler that outlives its test
+                # (a client that timed out while it sleeps) must not read the next test's switches or
+                # record into / signal the next test's `requests` / `disconnected`.
+                fake = outer.snapshot()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
@@ -71,7 +80,7 @@ class FakeLLM:
                 if fake.status != 200:
                     return self._json(fake.status, fake.error_body)
                 if isinstance(body, dict) and body.get("stream"):
-                    return self._stream(body)
+                    return self._stream(fake, body)
                 return self._json(200, fake.completion(body or {}))
 
             def _json(self, status, payload):
@@ -83,7 +92,7 @@ class FakeLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, body):
+            def _stream(self, fake, body):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")

@@ -297,3 +297,13 @@ def test_statement_count_of_a_turn(llm_agent, fake_llm, django_assert_max_num_qu
     # key lookup, usage update, agent, history, conversation, its timestamp, two inserts (+ savepoints)
     with django_assert_max_num_queries(12):
         assert client.post(CHAT, {"message": "hi", "conversation_id": "q"}, format="json").status_code == 200
+
+
+def test_provider_key_cut_at_the_log_limit_leaks_no_prefix(llm_agent, fake_llm, caplog):
+    # The key starts before the 500th character of the upstream body: redaction must come before truncation.
+    fake_llm.status = 401
+    fake_llm.error_body = {"error": {"message": "x" * 465 + " sk-agent-secret-123 refused"}}
+    response = key_client(key_for(llm_agent).raw_key).post(CHAT, {"message": "hi"}, format="json")
+    assert response.status_code == 502
+    bodies = [record.upstream_body for record in caplog.records if hasattr(record, "upstream_body")]
+    assert bodies and all("sk-agent" not in body and len(body) <= 500 for body in bodies)

@@ -82,6 +82,9 @@ temperature = 0.2
     ("models = 'x'", "models not an array"),
     ("model_task_config = [1]", "tasks not a table"),
     (b"\xff\xfe name = 1", "not utf-8"),
+    ("[[models]]\nname = 'm'\nprice_in = inf", "inf, which JSON cannot represent"),
+    ("[model_task_config.replyer]\ntemperature = nan", "nan in the defaults"),
+    ("[model_task_config.replyer]\ntemperature = 1e999", "overflowing literal"),
 ])
 def test_broken_model_catalogue_falls_back(settings, tmp_path, content, reason, caplog):
     path = tmp_path / "models.toml"
@@ -173,3 +176,11 @@ def test_bot_defaults_fallback(settings, tmp_path):
     loaded = catalogue.load_bot_defaults()
     assert loaded.source == catalogue.FALLBACK
     assert loaded.data == catalogue.documented_bot_defaults()
+
+
+@pytest.mark.django_db
+def test_bot_defaults_with_nan_fall_back_instead_of_a_500(settings, tmp_path, operator_client):
+    settings.MAIMBOT_BOT_CONFIG_TEMPLATE_PATH = _write(tmp_path / "bot.toml", "[chat]\ntalk_value = nan\n")
+    response = operator_client.get("/api/v2/system/bot-defaults")
+    assert response.status_code == 200
+    assert response["X-Config-Source"] == catalogue.FALLBACK

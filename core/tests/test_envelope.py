@@ -164,3 +164,12 @@ def test_log_lines_carry_the_request_id(operator_client, monkeypatch):
     entry = json.loads(lines[0])
     assert entry["request_id"] == "trace-42"
     assert entry["level"] == "ERROR" and "traceback" in entry
+
+
+@pytest.mark.parametrize("extra", [{"HTTP_ACCEPT": "text/html"}, {"HTTP_ACCEPT": "application/xml"},
+                                   {"QUERY_STRING": "format=xml"}])
+def test_accept_and_format_are_not_negotiated(operator_client, api_client, extra):
+    """Spec §1.2: `Accept` is not negotiated and unknown query parameters are ignored (was 500 / 404)."""
+    assert_envelope(operator_client.get("/api/v2/tenants", **extra), 200, None)
+    response = api_client.post("/api/v2/auth/parse-api-key", {"api_key": "x"}, format="json", **extra)
+    assert_envelope(response, 200, "AUTH_001")

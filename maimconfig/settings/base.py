@@ -190,6 +190,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.EnvelopePagination",
     "DEFAULT_METADATA_CLASS": "core.metadata.MinimalMetadata",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.FirstRendererFallbackNegotiation",
     "EXCEPTION_HANDLER": "core.exception_handlers.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",

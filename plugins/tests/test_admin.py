@@ -1,6 +1,7 @@
 """Admin smoke tests: list with filters; add and change go through the services."""
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from agents.tests.factories import AgentFactory
 from plugins.models import PluginSetting
@@ -48,12 +49,19 @@ def test_add_validation(admin_client):
 
 def test_change_and_delete(admin_client):
     setting = PluginSettingFactory(config={"a": 1})
-    response = admin_client.get(f"{BASE}{setting.id}/change/")
+    response = admin_client.get(f"{BASE}{quote(setting.id)}/change/")
     assert response.status_code == 200
-    response = admin_client.post(f"{BASE}{setting.id}/change/", {"config": '{"b": 2}'})
+    response = admin_client.post(f"{BASE}{quote(setting.id)}/change/", {"config": '{"b": 2}'})
     assert response.status_code == 302, response.content[:2000]
     setting.refresh_from_db()
     assert setting.config == {"b": 2} and setting.enabled is False
-    response = admin_client.post(f"{BASE}{setting.id}/delete/", {"post": "yes"})
+    response = admin_client.post(f"{BASE}{quote(setting.id)}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not PluginSetting.objects.exists()
+
+
+def test_change_page_of_an_id_the_admin_would_unquote(admin_client):
+    # Admin URLs quote ids ("_25" would decode to "%"): ps_25… must be reachable through quote().
+    setting = PluginSettingFactory()
+    PluginSetting.objects.filter(pk=setting.pk).update(id="ps_25aa3abdb06e")
+    assert admin_client.get(f"{BASE}{quote('ps_25aa3abdb06e')}/change/").status_code == 200

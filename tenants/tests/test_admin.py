@@ -1,6 +1,7 @@
 """Admin smoke tests: changelist, search, add and change go through the tenant services."""
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from tenants.models import Tenant
 from tenants.tests.factories import TenantFactory
@@ -39,7 +40,7 @@ def test_duplicate_name_in_admin_is_an_error_message_not_a_500(admin_client):
 
 def test_change_updates_through_the_service(admin_client):
     tenant = TenantFactory(tenant_name="Before")
-    response = admin_client.post(f"/admin/tenants/tenant/{tenant.pk}/change/", {
+    response = admin_client.post(f"/admin/tenants/tenant/{quote(tenant.pk)}/change/", {
         "tenant_name": "After", "tenant_type": tenant.tenant_type, "status": "active", "tenant_config": "null",
     })
     assert response.status_code == 302

@@ -170,6 +170,28 @@ def test_update_validation(operator_client):
     assert operator_client.patch(f"{URL}/tenant_ffffffffffff", {}, format="json").status_code == 404
 
 
+def test_update_validation_error_names_the_resolved_tenant(operator_client):
+    tenant_id = create(operator_client).json()["data"]["id"]
+    body = operator_client.patch(f"{URL}/{tenant_id}", {"tenant_type": "bogus"}, format="json").json()
+    assert body["error_code"] == "VALIDATION_ERROR" and body["tenant_id"] == tenant_id
+
+
+def test_infinite_number_in_tenant_config_is_400_not_500(operator_client):
+    response = operator_client.post(URL, '{"tenant_name": "inf", "tenant_type": "personal", '
+                                         '"tenant_config": {"n": 1e999}}', content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["data"]["errors"]) == ["tenant_config"]
+    assert not Tenant.objects.exists()
+
+
+def test_type_only_change_in_tenant_config_is_stored(operator_client):
+    created = create(operator_client, tenant_config={"flag": 1}).json()["data"]
+    data = operator_client.patch(f"{URL}/{created['id']}", {"tenant_config": {"flag": True}},
+                                 format="json").json()["data"]
+    assert data["tenant_config"] == {"flag": True} and data["updated_at"] > created["updated_at"]
+    assert Tenant.objects.get(pk=created["id"]).tenant_config["flag"] is True
+
+
 def test_status_change_away_from_active_takes_agents_offline(operator_client):
     from activity.models import AgentActivity
     from activity.services import activity_upsert
