@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from activity.services import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from core.fields import (
+    ObjectIdFilterField,
     JSONObjectField,
     QueryBooleanField,
     StrictCharField,
@@ -34,14 +35,14 @@ class ActivityOutputSerializer(serializers.Serializer):
 
 
 class ActivityFilterSerializer(serializers.Serializer):
-    tenant_id = StrictCharField(required=False, max_length=200)
-    agent_id = StrictCharField(required=False, max_length=200)
+    tenant_id = ObjectIdFilterField()
+    agent_id = ObjectIdFilterField()
     include_offline = QueryBooleanField(required=False, default=False)
 
 
 class GoOfflineQuerySerializer(serializers.Serializer):
-    tenant_id = StrictCharField(required=False, max_length=200)
-    agent_id = StrictCharField(required=False, max_length=200,
+    tenant_id = ObjectIdFilterField()
+    agent_id = ObjectIdFilterField(
                                help_text="Required for operators; an agent key defaults it to its own agent.")
 
 
@@ -79,9 +80,9 @@ class UsageLogOutputSerializer(serializers.Serializer):
 
 
 class UsageLogFilterSerializer(serializers.Serializer):
-    tenant_id = StrictCharField(required=False, max_length=200)
-    agent_id = StrictCharField(required=False, max_length=200)
-    api_key_id = StrictCharField(required=False, max_length=200)
+    tenant_id = ObjectIdFilterField()
+    agent_id = ObjectIdFilterField()
+    api_key_id = ObjectIdFilterField()
     user_id = StrictCharField(required=False, max_length=200)
     action = StrictCharField(required=False, max_length=200)
     since = StrictDateTimeField(required=False)
@@ -95,8 +96,8 @@ class UsageLogFilterSerializer(serializers.Serializer):
 
 
 class UsageSummaryQuerySerializer(serializers.Serializer):
-    tenant_id = StrictCharField(required=False, max_length=200)
-    agent_id = StrictCharField(required=False, max_length=200)
+    tenant_id = ObjectIdFilterField()
+    agent_id = ObjectIdFilterField()
     since = StrictDateTimeField(required=False)
     until = StrictDateTimeField(required=False)
 

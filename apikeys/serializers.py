@@ -5,8 +5,15 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from apikeys.models import ApiKey
-from core.fields import JSONObjectField, NameField, StrictBooleanField, StrictCharField, StrictDateTimeField, \
-    StrictIntegerField
+from core.fields import (
+    JSONObjectField,
+    NameField,
+    ObjectIdFilterField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictDateTimeField,
+    StrictIntegerField,
+)
 
 METADATA_MAX_BYTES = 16 * 1024
 MAX_PERMISSIONS = 50
@@ -90,8 +97,8 @@ class ApiKeyRotateInputSerializer(serializers.Serializer):
 
 
 class ApiKeyFilterSerializer(serializers.Serializer):
-    tenant_id = serializers.CharField(required=False, max_length=200)
-    agent_id = serializers.CharField(required=False, max_length=200)
+    tenant_id = ObjectIdFilterField()
+    agent_id = ObjectIdFilterField()
     status = serializers.ChoiceField(choices=ApiKey.Status.choices, required=False)
 
 

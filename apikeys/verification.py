@@ -33,7 +33,6 @@ class Verification:
     required_permission: str | None = None
     has_permission: bool | None = None
     rate: ratelimit.RateState | None = None
-    counted: bool = False
     usage_count: int | None = None
     last_used_at: datetime | None = None
 
@@ -88,7 +87,6 @@ def consume_and_count(result: Verification) -> Verification:
     result.last_used_at = apikey_record_use(api_key_id=key.pk)
     # MySQL has no UPDATE … RETURNING: the count this request produced is the one read plus one.
     result.usage_count = (key.usage_count or 0) + 1
-    result.counted = True
     return result
 
 

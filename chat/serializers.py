@@ -5,7 +5,14 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from core.fields import QueryBooleanField, StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
+from core.fields import (
+    ObjectIdFilterField,
+    QueryBooleanField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
 
 MESSAGE_MAX_CHARS = 16000
 CONVERSATION_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -117,7 +124,7 @@ class ChatBatchOutputSerializer(serializers.Serializer):
 
 
 class ChatAgentFilterSerializer(serializers.Serializer):
-    tenant_id = serializers.CharField(required=False, max_length=64)
+    tenant_id = ObjectIdFilterField()
     online = QueryBooleanField(required=False)
 
 
@@ -160,7 +167,7 @@ class ChatAgentOutputSerializer(serializers.Serializer):
 
 
 class ChatHistoryFilterSerializer(serializers.Serializer):
-    agent_id = serializers.CharField(required=False, max_length=64)
+    agent_id = ObjectIdFilterField()
 
 
 class ChatMessageOutputSerializer(serializers.Serializer):

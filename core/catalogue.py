@@ -147,9 +147,23 @@ def _read_toml(path: Path) -> tuple[dict | None, str | None]:
     return parsed, reason
 
 
+_warned: set[tuple[str, str, str]] = set()
+
+
+def _warn_fallback(what: str, path: Path, reason: str | None) -> None:
+    """Log a fallback once per file and reason, not on every read (agent writes read the catalogue)."""
+    key = (what, str(path), reason or "")
+    with _lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning("%s %s %s; using the built-in fallback", what, path, reason)
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _warned.clear()
 
 
 def provider_key_env_name(provider_name: str) -> str:
@@ -214,7 +228,7 @@ def load_model_catalogue() -> ModelCatalogue:
         else:
             return ModelCatalogue(providers=[_provider(p) for p in providers], models=[_model(m) for m in models],
                                   defaults=copy.deepcopy(tasks), source=DYNAMIC, path=str(path))
-    logger.warning("Model catalogue %s %s; using the built-in fallback", path, reason)
+    _warn_fallback("Model catalogue", path, reason)
     return ModelCatalogue(providers=[_provider(p) for p in FALLBACK_PROVIDERS],
                           models=[_model(m) for m in FALLBACK_MODELS], defaults={}, source=FALLBACK,
                           path=str(path))
@@ -263,7 +277,7 @@ def load_bot_defaults() -> BotDefaults:
     path = resolve_path(settings.MAIMBOT_BOT_CONFIG_TEMPLATE_PATH)
     parsed, reason = _read_toml(path)
     if parsed is None:
-        logger.warning("Bot config template %s %s; using the built-in fallback", path, reason)
+        _warn_fallback("Bot config template", path, reason)
         return BotDefaults(data=documented_bot_defaults(), source=FALLBACK, path=str(path))
     data = {name: {} for name in BOT_TABLES}
     data.update({key: value for key, value in parsed.items() if isinstance(value, dict)})

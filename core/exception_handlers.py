@@ -27,7 +27,7 @@ logger = logging.getLogger("maimconfig.api")
 
 # MySQL/MariaDB client error codes that mean "cannot reach or use the server" (not a query problem).
 _MYSQL_UNAVAILABLE = {1040, 1045, 1049, 1205, 2002, 2003, 2005, 2006, 2013, 2055}
-_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
+_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "table is locked", "disk i/o error")
 
 
 def _is_db_unavailable(exc: BaseException) -> bool:

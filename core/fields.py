@@ -27,6 +27,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class ObjectIdFilterField(StrictCharField):
+    """A query filter naming an object by id (`tenant_id`, `agent_id`, …). No length limit: an id that
+    names no object, however long, gives an empty list rather than an error (spec §1.7)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+
 class NameField(StrictCharField):
     """A name (spec §1.12): trimmed, 1–100 characters, no control characters."""
 

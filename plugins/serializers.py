@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from core.fields import JSONObjectField, QueryBooleanField, StrictBooleanField, StrictCharField
+from core.fields import JSONObjectField, ObjectIdFilterField, QueryBooleanField, StrictBooleanField, StrictCharField
 from plugins.models import plugin_name_validator
 
 PLUGIN_CONFIG_MAX_BYTES = 64 * 1024
@@ -35,14 +35,14 @@ def _config_field(**kwargs):
 # --- v1 (compatibility, bare JSON) ----------------------------------------------------------------
 
 class PluginSettingV1QuerySerializer(serializers.Serializer):
-    tenant_id = StrictCharField(max_length=200)
-    agent_id = StrictCharField(required=False, max_length=200)
+    tenant_id = ObjectIdFilterField(required=True)
+    agent_id = ObjectIdFilterField()
 
 
 class PluginSettingV1ListQuerySerializer(serializers.Serializer):
-    tenant_id = StrictCharField(required=False, max_length=200,
+    tenant_id = ObjectIdFilterField(
                                 help_text="Required for operators; an agent key defaults it to its own tenant.")
-    agent_id = StrictCharField(required=False, max_length=200,
+    agent_id = ObjectIdFilterField(
                                help_text="Absent: tenant defaults only. Present: the agent's merged view.")
 
 
@@ -68,9 +68,9 @@ class PluginV1ErrorSerializer(serializers.Serializer):
 # --- v2 (enveloped resource) ------------------------------------------------------------------------
 
 class PluginSettingFilterSerializer(serializers.Serializer):
-    tenant_id = StrictCharField(required=False, max_length=200,
+    tenant_id = ObjectIdFilterField(
                                 help_text="Required for operators; an agent key defaults it to its own tenant.")
-    agent_id = StrictCharField(required=False, max_length=200,
+    agent_id = ObjectIdFilterField(
                                help_text="Absent: tenant defaults only (an agent key: its own agent).")
     merged = QueryBooleanField(required=False, default=True,
                                help_text="With agent_id: true = merged view, false = only the agent's overrides.")

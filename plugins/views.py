@@ -11,7 +11,7 @@ from apikeys.permissions import OperatorOrAgentKey
 from core.api import ok, paginated
 from core.context import request_id_var
 from core.exception_handlers import api_exception_handler
-from core.exceptions import validation_error
+from core.exceptions import tenant_resolved, validation_error
 from core.openapi import envelope, paginated_envelope, parse_query
 from core.permissions import IsOperator, is_agent_key_request
 from plugins import selectors, services
@@ -179,7 +179,8 @@ class PluginSettingViewSet(viewsets.GenericViewSet):
     def update(self, request, setting_id=None):
         setting = selectors.plugin_setting_get(setting_id=setting_id)
         serializer = PluginSettingUpdateInputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
+        with tenant_resolved(setting.tenant_id):
+            serializer.is_valid(raise_exception=True)
         setting = services.plugin_setting_update(setting=setting, data=serializer.validated_data)
         return ok(PluginSettingOutputSerializer(setting).data, message="Plugin setting updated",
                   tenant_id=setting.tenant_id)

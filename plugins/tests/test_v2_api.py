@@ -228,3 +228,10 @@ def test_cascades(operator_client, layered):
     assert PluginSetting.objects.filter(tenant=layered.tenant, agent=None).count() == 3
     layered.tenant.delete()
     assert not PluginSetting.objects.filter(tenant_id=layered.tenant_id).exists()
+
+
+def test_update_validation_error_carries_the_settings_tenant(operator_client):
+    setting = PluginSettingFactory()
+    response = operator_client.patch(f"/api/v2/plugin-settings/{setting.pk}", {"enabled": "yes"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["tenant_id"] == setting.tenant_id
