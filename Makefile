@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb install system-deps browser-deps check-migrations bench-auth bench-activity clean
+.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity clean
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -46,6 +46,9 @@ test: install
 
 test-mariadb: install
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/maimconfig} $(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 check-migrations: install
 	SECRET_KEY=check $(PY) manage.py makemigrations --check --dry-run
