@@ -9,15 +9,10 @@ from django.utils import timezone
 
 from activity.models import AgentActivity, UsageLog
 from core.exceptions import validation_error
+from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
 
 SUMMARY_DEFAULT_RANGE = timedelta(days=7)
 SUMMARY_MAX_RANGE = timedelta(days=366)
-
-
-def tenant_exists(tenant_id: str | None) -> bool:
-    from tenants.models import Tenant
-
-    return bool(tenant_id) and Tenant.objects.filter(pk=tenant_id).exists()
 
 
 def activity_list(*, tenant_id: str | None = None, agent_id: str | None = None,

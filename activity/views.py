@@ -93,7 +93,7 @@ class AgentActivityView(GenericAPIView):
         tenant_id = filters.get("tenant_id")
         return paginated(self, selectors.activity_list(**filters), ActivityOutputSerializer,
                          message="Agent activity listed",
-                         tenant_id=tenant_id if selectors.tenant_exists(tenant_id) else None)
+                         tenant_id=selectors.tenant_id_if_exists(tenant_id=tenant_id))
 
     @extend_schema(summary="Go offline: delete the agent's activity row", parameters=[GoOfflineQuerySerializer],
                    request=None, responses=envelope(GoOfflineOutputSerializer))
@@ -143,7 +143,7 @@ class UsageLogView(UsageLogCreateMixin, GenericAPIView):
         tenant_id = filters.get("tenant_id")
         return paginated(self, selectors.usage_log_list(**filters), UsageLogOutputSerializer,
                          message="Usage log listed",
-                         tenant_id=tenant_id if selectors.tenant_exists(tenant_id) else None)
+                         tenant_id=selectors.tenant_id_if_exists(tenant_id=tenant_id))
 
     @extend_schema(summary="Write a usage-log entry", request=UsageLogCreateInputSerializer,
                    responses=envelope(UsageLogOutputSerializer), examples=[_USAGE_EXAMPLE])
@@ -173,4 +173,4 @@ class UsageSummaryView(APIView):
         summary = selectors.usage_log_summary(tenant_id=tenant_id, agent_id=query.get("agent_id"),
                                               since=since, until=until)
         return ok(UsageSummaryOutputSerializer(summary).data, message="Usage summarised",
-                  tenant_id=tenant_id if selectors.tenant_exists(tenant_id) else None)
+                  tenant_id=selectors.tenant_id_if_exists(tenant_id=tenant_id))

@@ -12,6 +12,7 @@ from apikeys.keys import hash_key
 from apikeys.models import ApiKey
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
+from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
 
 _ID_RE = re.compile(r"^key_[0-9a-f]{12}$")
 
@@ -94,10 +95,3 @@ def apikey_find_by_secret(*, raw_key: str, tenant_id: str, agent_id: str) -> tup
     return None
 
 
-def existing_tenant_id(*, tenant_id: str | None) -> str | None:
-    """The `tenant_id` list filter when that tenant exists (the envelope's tenant_id, spec §1.3), else None."""
-    if not tenant_id:
-        return None
-    from tenants.models import Tenant
-
-    return tenant_id if Tenant.objects.filter(pk=tenant_id).exists() else None

@@ -67,7 +67,7 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         filters = parse_query(request, ApiKeyFilterSerializer)
-        tenant_id = selectors.existing_tenant_id(tenant_id=filters.get("tenant_id"))
+        tenant_id = selectors.tenant_id_if_exists(tenant_id=filters.get("tenant_id"))
         return paginated(self, selectors.apikey_list(**filters), ApiKeyOutputSerializer,
                          message="API keys listed", tenant_id=tenant_id)
 

@@ -8,6 +8,12 @@ from chat.models import ChatConversation, ChatMessage
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from tenants.models import Tenant
+from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
+
+
+def key_agent(*, agent_id: str) -> Agent:
+    """The verified key's agent with its tenant (it exists: key verification just read it)."""
+    return Agent.objects.select_related("tenant").get(pk=agent_id)
 
 
 def conversation_find(*, agent_id: str, conversation_id: str) -> ChatConversation | None:

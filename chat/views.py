@@ -18,7 +18,6 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.models import Agent
 from apikeys import ratelimit
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
@@ -55,10 +54,6 @@ class _NonAtomicAPIView(APIView):
         return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
 
-def _key_agent(agent_id: str) -> Agent:
-    return Agent.objects.select_related("tenant").get(pk=agent_id)
-
-
 def _request_id(request) -> str:
     return getattr(request._request, "request_id", "") or ""
 
@@ -89,7 +84,7 @@ class ChatSendView(_NonAtomicAPIView):
         serializer = ChatSendInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        prepared = services.chat_prepare(agent=_key_agent(agent_id))
+        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
         turn = services.TurnRequest(message=data["message"], conversation_id=data.get("conversation_id"),
                                     user_id=data.get("user_id"))
         if data.get("stream"):
@@ -163,7 +158,7 @@ class ChatBatchView(_NonAtomicAPIView):
                 valid.append((index, turn))
         _consume_batch_uses(request, len(valid))
         if valid:
-            prepared = services.chat_prepare(agent=_key_agent(principal.agent_id))
+            prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=principal.agent_id))
             for result in services.chat_batch(prepared=prepared, items=valid, api_key_id=principal.api_key_id,
                                               request_id=_request_id(request),
                                               concurrency=settings.MAIMCONFIG_CHAT_BATCH_CONCURRENCY):
@@ -192,9 +187,7 @@ class ChatAgentListView(GenericAPIView):
         queryset = selectors.chat_agent_list(tenant_id=tenant_id, agent_id=agent_id, online=filters.get("online"))
         envelope_tenant = tenant_id
         if tenant_id is not None and not is_agent_key_request(request):
-            from tenants.models import Tenant
-
-            envelope_tenant = tenant_id if Tenant.objects.filter(pk=tenant_id).exists() else None
+            envelope_tenant = selectors.tenant_id_if_exists(tenant_id=tenant_id)
         return paginated(self, queryset, ChatAgentOutputSerializer, message="Chat agents listed",
                          tenant_id=envelope_tenant)
 
@@ -252,7 +245,7 @@ class OpenAIChatCompletionsView(_OpenAIView):
         serializer = OpenAIChatCompletionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        prepared = services.chat_prepare(agent=_key_agent(agent_id))
+        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
         if data.get("stream"):
             return event_stream_response(openai_compat.completion_stream(prepared=prepared, data=data))
         return Response(openai_compat.completion_create(prepared=prepared, data=data))
@@ -265,7 +258,7 @@ class OpenAIModelListView(_OpenAIView):
                                                                           **_OPENAI_ERRORS}, tags=["openai"])
     def get(self, request):
         _, agent_id = authorize_key_scope(request)
-        agent = _key_agent(agent_id)
+        agent = selectors.key_agent(agent_id=agent_id)
         prepared = services.chat_prepare(agent=agent)
         created = int(agent.updated_at.timestamp())
         identifiers: list[str] = []

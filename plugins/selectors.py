@@ -8,6 +8,7 @@ from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.ids import id_pattern
 from plugins.models import PluginSetting
+from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
 
 _ID = re.compile(id_pattern("ps_"))
 

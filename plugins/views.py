@@ -32,12 +32,6 @@ from plugins.serializers import (
 ReadPermission = OperatorOrAgentKey.with_permission("plugins")
 
 
-def _tenant_if_exists(tenant_id: str | None) -> str | None:
-    from tenants.models import Tenant
-
-    return tenant_id if tenant_id and Tenant.objects.filter(pk=tenant_id).exists() else None
-
-
 # --- v1: the original's bare JSON -------------------------------------------------------------------
 
 class PluginV1JSONRenderer(JSONRenderer):
@@ -157,7 +151,7 @@ class PluginSettingViewSet(viewsets.GenericViewSet):
             raise validation_error({"tenant_id": ["This field is required."]})
         settings = selectors.plugin_setting_list(tenant_id=tenant_id, agent_id=agent_id, **filters)
         return paginated(self, settings, PluginSettingOutputSerializer, message="Plugin settings listed",
-                         tenant_id=_tenant_if_exists(tenant_id))
+                         tenant_id=selectors.tenant_id_if_exists(tenant_id=tenant_id))
 
     def create(self, request):
         serializer = PluginSettingUpsertInputSerializer(data=request.data)

@@ -16,6 +16,14 @@ def tenant_get(*, tenant_id: str) -> Tenant:
     return tenant
 
 
+def tenant_id_if_exists(*, tenant_id: str | None) -> str | None:
+    """`tenant_id` when that tenant exists, else None: the envelope's `tenant_id` for a list filtered by
+    a tenant that may not exist (spec §1.3, §1.7). Every app's list views use this one."""
+    if not tenant_id or not isinstance(tenant_id, str):
+        return None
+    return tenant_id if Tenant.objects.filter(pk=tenant_id).exists() else None
+
+
 def tenant_list(*, status: str | None = None, tenant_type: str | None = None,
                 search: str | None = None) -> QuerySet[Tenant]:
     query = Tenant.objects.all()
