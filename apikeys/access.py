@@ -17,7 +17,7 @@ Call it in every view that agent keys may use, after the permission class and BE
      `apikeys.middleware.AgentKeyUsageMiddleware`, which also adds `X-RateLimit-*` to the response).
   Returns the key's `(tenant_id, agent_id)`.
 
-Chat batches that count per item use `consume_key_use(request)` per item instead (same limit and count,
+Chat batches that count per item use `consume_key_use(request, units=n)` instead (same limit and count,
 no scope check, not limited to once per request).
 """
 
@@ -72,12 +72,13 @@ def _state(request, principal: AgentKeyPrincipal) -> KeyUseState:
     return state
 
 
-def consume_key_use(request) -> None:
-    """Take one unit of the key's per-minute limit (429 AUTH_008) and count one use. Agent keys only."""
+def consume_key_use(request, *, units: int = 1) -> None:
+    """Take `units` of the key's per-minute limit, all or nothing (429 AUTH_008, nothing counted), and
+    count `units` uses in one UPDATE. Agent keys only. A chat batch passes its number of valid items."""
     principal = request.auth
     state = _state(request, principal)
     if principal.rate_limit_per_minute is not None:
-        rate = ratelimit.consume(principal.api_key_id, principal.rate_limit_per_minute)
+        rate = ratelimit.consume(principal.api_key_id, principal.rate_limit_per_minute, units=units)
         state.rate = rate
         if not rate.allowed:
             record_verification(ErrorCode.AUTH_008.value, "request")
@@ -87,12 +88,13 @@ def consume_key_use(request) -> None:
                 data={"retry_after": rate.reset_seconds},
                 headers={"Retry-After": str(rate.reset_seconds), **rate.headers()},
             )
-    apikey_record_use(api_key_id=principal.api_key_id)
+    apikey_record_use(api_key_id=principal.api_key_id, uses=units)
     state.counted = True
     if connection.in_atomic_block:
-        marker = _CommitMarker()
-        transaction.on_commit(marker)
-        state.uses_pending.append(marker)
+        for _ in range(units):
+            marker = _CommitMarker()
+            transaction.on_commit(marker)
+            state.uses_pending.append(marker)
     record_verification("valid", "request")
 
 

@@ -45,26 +45,26 @@ def _window(now: float) -> tuple[int, int]:
     return window, reset
 
 
-def consume(key_id: str, limit: int, *, now: float | None = None) -> RateState:
-    """Take one unit of the key's window; refused (allowed=False) when the limit is already reached.
+def consume(key_id: str, limit: int, *, units: int = 1, now: float | None = None) -> RateState:
+    """Take `units` of the key's window, all or nothing; refused (allowed=False) when they do not fit.
 
-    A refused request does not keep its unit, so it never counts towards the limit either.
+    A refused request does not keep its units, so it never counts towards the limit either.
     """
     now = time.time() if now is None else now
     window, reset = _window(now)
     cache_key = _KEY.format(key_id=key_id, window=window)
     cache.add(cache_key, 0, timeout=reset + 5)
     try:
-        count = cache.incr(cache_key)
+        count = cache.incr(cache_key, units)
     except ValueError:  # expired between add and incr (only at a window edge)
         cache.add(cache_key, 0, timeout=reset + 5)
-        count = cache.incr(cache_key)
+        count = cache.incr(cache_key, units)
     if count > limit:
         try:
-            cache.decr(cache_key)
+            cache.decr(cache_key, units)
         except ValueError:
             pass
-        return RateState(limit=limit, count=limit, reset_seconds=reset, allowed=False)
+        return RateState(limit=limit, count=min(limit, count - units), reset_seconds=reset, allowed=False)
     return RateState(limit=limit, count=count, reset_seconds=reset, allowed=True)
 
 

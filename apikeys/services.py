@@ -183,7 +183,7 @@ def apikey_delete(*, api_key: ApiKey) -> dict[str, Any]:
     return {"id": key_id, "api_key_id": key_id, "deleted_at": timezone.now()}
 
 
-def apikey_record_use(*, api_key_id: str, now: datetime | None = None) -> datetime:
+def apikey_record_use(*, api_key_id: str, uses: int = 1, now: datetime | None = None) -> datetime:
     """Count one accepted use with an atomic `UPDATE … usage_count = usage_count + 1` (spec §1.15).
 
     Does not touch `updated_at`. Returns the `last_used_at` written. Inside a transaction it is an UPDATE of
@@ -191,8 +191,8 @@ def apikey_record_use(*, api_key_id: str, now: datetime | None = None) -> dateti
     combined into one `+k` UPDATE (`apikeys.usage`), each request still returning after its commit.
     """
     now = now or timezone.now()
-    if connection.in_atomic_block:
-        _write_uses(api_key_id, 1, now)
+    if connection.in_atomic_block or uses != 1:
+        _write_uses(api_key_id, uses, now)
     else:
         record_use_combined(api_key_id, now, _write_uses)
     return now

@@ -18,7 +18,6 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apikeys import ratelimit
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
 from chat import openai_compat, selectors, services
@@ -39,7 +38,6 @@ from chat.serializers import (
 )
 from chat.streaming import chat_event_stream, event_stream_response
 from core.api import ok, paginated
-from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.openapi import envelope, paginated_envelope, parse_query
 from core.permissions import is_agent_key_request
@@ -115,20 +113,7 @@ def _consume_batch_uses(request, count: int) -> None:
     """§10.4 step 4: the valid items take one use and one unit each, all together, or the batch is 429."""
     if count == 0:
         return
-    principal = request.auth
-    limit = principal.rate_limit_per_minute
-    if limit is not None:
-        state = ratelimit.peek(principal.api_key_id, limit)
-        if limit - state.count < count:
-            raise ApplicationError(
-                ErrorCode.AUTH_008,
-                f"The API key's rate limit of {limit} requests per minute leaves room for "
-                f"{max(0, limit - state.count)} of the {count} items.",
-                data={"retry_after": state.reset_seconds},
-                headers={"Retry-After": str(state.reset_seconds), **state.headers()},
-            )
-    for _ in range(count):
-        consume_key_use(request)
+    consume_key_use(request, units=count)
 
 
 class ChatBatchView(_NonAtomicAPIView):

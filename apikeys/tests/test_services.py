@@ -60,3 +60,27 @@ def test_update_without_change_is_a_no_op():
     with CaptureQueriesContext(connection) as ctx:
         apikey_update(api_key=key, data={"permissions": ["chat"], "status": "active"})
     assert [q["sql"] for q in ctx.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))] == []
+
+
+def test_rate_limit_units_are_all_or_nothing():
+    from django.core.cache import cache
+
+    from apikeys import ratelimit
+
+    cache.clear()
+    now = 1_800_000_010.0
+    assert ratelimit.consume("key_units", 5, units=3, now=now).count == 3
+    refused = ratelimit.consume("key_units", 5, units=3, now=now)
+    assert not refused.allowed and refused.count == 3  # nothing of the refused request was kept
+    assert ratelimit.consume("key_units", 5, units=2, now=now).count == 5
+    assert not ratelimit.consume("key_units", 5, now=now).allowed
+    assert ratelimit.consume("key_units", 5, now=now + 60).count == 1  # next window
+
+
+@pytest.mark.django_db
+def test_record_use_counts_several_uses_in_one_update(django_assert_num_queries):
+    key = ApiKeyFactory(usage_count=2)
+    with django_assert_num_queries(1):
+        apikey_record_use(api_key_id=key.pk, uses=3)
+    key.refresh_from_db()
+    assert key.usage_count == 5 and key.last_used_at is not None
