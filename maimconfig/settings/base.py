@@ -130,7 +130,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     _options.setdefault("connect_timeout", 2)
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    # Several gunicorn processes write to one file: IMMEDIATE transactions take the write lock up front,
+    # so a busy database makes a writer wait (up to `timeout`) instead of failing with "database is
+    # locked"; WAL lets readers run beside the writer.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("timeout", 20)
+    _options.setdefault("transaction_mode", "IMMEDIATE")
+    _options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
