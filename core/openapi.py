@@ -2,6 +2,7 @@
 
 from functools import cache
 
+from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
@@ -49,7 +50,10 @@ def paginated_envelope(serializer):
         name=f"{_name(serializer)}Page",
         fields={"items": serializer(many=True), "pagination": PaginationOutputSerializer()},
     )
-    return inline_serializer(name=f"{_name(serializer)}PageEnvelope", fields=_envelope_fields(page))
+    result = inline_serializer(name=f"{_name(serializer)}PageEnvelope", fields=_envelope_fields(page))
+    # The envelope is already the whole answer: drf-spectacular must not wrap a list view's response in
+    # an array and the paginator's schema a second time.
+    return set_override(result, "many", False)
 
 
 def parse_query(request, serializer_class) -> dict:

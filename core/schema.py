@@ -34,3 +34,69 @@ class AgentKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "Agent API key: `Authorization: Bearer mmc_…` (bot-facing routes; spec §1.13).",
         }
+
+
+# --- Error responses on every operation ---------------------------------------------------------------
+
+_HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+_BODY_METHODS = {"post", "put", "patch"}
+
+
+def _error_statuses(path: str, method: str) -> list[int]:
+    from core.errors import CATALOGUE
+
+    statuses = {spec.status for spec in CATALOGUE.values()} - {502, 504}
+    if method not in _BODY_METHODS:
+        statuses -= {413, 415}
+    if "/chat" in path:
+        statuses |= {502, 504}
+    return sorted(statuses)
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: declare the error answers every operation can give.
+
+    Views declare their success shape; the errors all come from one handler and one catalogue, so they
+    are added here once: the envelope under /api, OpenAI's error shape under /v1, the bare shape of the
+    v1 plugin route. An operation that already declares a status keeps its own.
+    """
+    from http import HTTPStatus
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorEnvelope", {
+        "type": "object",
+        "description": "The nine-key envelope of an error (spec §1.3): `success` false, `error` and `error_code` "
+                       "set, `data` null or the details the code carries (`errors`, `retry_after`, `reason`).",
+        "required": ["success", "message", "data", "timestamp", "request_id", "tenant_id", "execution_time",
+                     "error", "error_code"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "message": {"type": "string"},
+            "data": {"type": "object", "nullable": True, "additionalProperties": True},
+            "timestamp": {"type": "string", "example": "2026-11-24T21:50:12Z"},
+            "request_id": {"type": "string"},
+            "tenant_id": {"type": "string", "nullable": True},
+            "execution_time": {"type": "number"},
+            "error": {"type": "string"},
+            "error_code": {"type": "string", "example": "VALIDATION_ERROR"},
+        },
+    })
+    for path, item in result.get("paths", {}).items():
+        if path.startswith("/v1/"):
+            ref = "OpenAIErrorOutput"
+        elif path.startswith("/api/v1/plugins/settings"):
+            ref = "PluginV1Error"
+        else:
+            ref = "ErrorEnvelope"
+        if ref not in schemas:
+            ref = "ErrorEnvelope"
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in _error_statuses(path, method):
+                responses.setdefault(str(status), {
+                    "description": HTTPStatus(status).phrase,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+                })
+    return result
