@@ -99,6 +99,7 @@ class StrictDateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value.strip())
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class JSONObjectField(serializers.JSONField):
     """A JSON object (dict) whose compact serialization is at most `max_bytes` bytes. Kept as sent."""
 

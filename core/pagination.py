@@ -9,6 +9,7 @@ from core.fields import QueryIntegerField
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 10**9
 
 
 def _parse(params, name: str, *, min_value: int, max_value: int | None, default: int) -> int:
@@ -30,7 +31,7 @@ class EnvelopePagination(BasePagination):
         errors = {}
         page = size = None
         try:
-            page = _parse(params, "page", min_value=1, max_value=10**9, default=1)
+            page = _parse(params, "page", min_value=1, max_value=MAX_PAGE, default=1)
         except ValidationError as exc:
             errors.update(exc.detail)
         size_name = "page_size" if "page_size" in params else "size"
@@ -99,7 +100,7 @@ class EnvelopePagination(BasePagination):
             return {"name": name, "required": False, "in": "query", "description": description, "schema": schema}
 
         return [
-            param("page", "Page number, from 1."),
+            param("page", "Page number, from 1.", MAX_PAGE),
             param("page_size", "Items per page, 1–100 (default 20).", MAX_PAGE_SIZE),
             param("size", "Alias of page_size (the original service's name).", MAX_PAGE_SIZE),
         ]

@@ -1,6 +1,23 @@
 """drf-spectacular extensions for the project's authentication classes."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import is_serializer
+from drf_spectacular.utils import OpenApiResponse
+
+
+class ApiAutoSchema(AutoSchema):
+    """Every success of this API is HTTP 200, creates and deletes included (spec §1.5), and a delete
+    answers a body (`{id, deleted_at}`), so drf-spectacular's 201/204 defaults do not apply."""
+
+    def _is_create_operation(self) -> bool:
+        return False
+
+    def _get_response_bodies(self, direction="response"):
+        response = self.get_response_serializers()
+        if self.method == "DELETE" and (is_serializer(response) or isinstance(response, OpenApiResponse)):
+            return {"200": self._get_response_for_code(response, "200", direction=direction)}
+        return super()._get_response_bodies(direction)
 
 
 class OperatorTokenScheme(OpenApiAuthenticationExtension):

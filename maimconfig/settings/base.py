@@ -198,7 +198,7 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": "core.metadata.MinimalMetadata",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.FirstRendererFallbackNegotiation",
     "EXCEPTION_HANDLER": "core.exception_handlers.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ApiAutoSchema",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {"auth": MAIMCONFIG_AUTH_THROTTLE_RATE},
