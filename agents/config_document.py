@@ -661,7 +661,8 @@ def _to_openapi(node: Any, *, request: bool) -> Any:
         elif key == "default" and value is None:
             out["nullable"] = True
         elif key == "format" and value == "http-url-or-empty":
-            out["format"] = "uri"
+            # "" is allowed (no URL), which OpenAPI's `uri` format would reject: describe it instead.
+            out["description"] = (out.get("description", "") + " An http(s) URL, or empty.").strip()
         elif key in ("properties",):
             out[key] = {k: _to_openapi(v, request=request) for k, v in value.items()}
         elif key in ("items", "anyOf"):

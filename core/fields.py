@@ -96,7 +96,11 @@ class StrictDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         if not isinstance(value, str) or not _ISO_DATETIME.match(value.strip()):
             self.fail("invalid", format="ISO 8601")
-        return super().to_internal_value(value.strip())
+        parsed = super().to_internal_value(value.strip())
+        if parsed.year < 1000:
+            # Output is `YYYY-…` with four digits (spec §1.9), which strftime cannot give before 1000.
+            raise serializers.ValidationError("Years before 1000 are not accepted.")
+        return parsed
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True})

@@ -319,13 +319,14 @@ def test_summary_bad_range_is_400(operator_client, params, path):
     assert list(response.json()["data"]["errors"]) == [path]
 
 
-def test_summary_until_in_the_first_week_of_year_1_is_not_a_500(operator_client):
+def test_years_before_1000_are_a_400_not_a_500(operator_client):
+    """Dates print as four-digit years (spec §1.9); earlier years are refused on input."""
     response = operator_client.get(SUMMARY, {"tenant_id": "t", "until": "0001-01-02T00:00:00Z"})
-    assert response.status_code == 200, response.content
-    assert response.json()["data"]["total"] == 0
-    response = operator_client.get(SUMMARY, {"tenant_id": "t", "until": "0001-01-01T00:00:00Z"})
     assert response.status_code == 400
     assert list(response.json()["data"]["errors"]) == ["until"]
+    response = operator_client.get(SUMMARY, {"tenant_id": "t", "until": "1000-01-08T00:00:00Z"})
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["total"] == 0
 
 
 def test_summary_366_days_is_allowed(operator_client):
@@ -341,3 +342,11 @@ def test_agent_delete_keeps_entries_with_null_agent(operator_client):
     assert entry.agent_id is None and entry.tenant_id is not None
     entry.tenant.delete()
     assert not UsageLog.objects.exists()
+
+
+def test_timestamp_before_year_1000_is_refused_and_nothing_written(operator_client):
+    from activity.models import UsageLog
+
+    response = operator_client.post(V2, {"action": "x", "timestamp": "0292-08-08T12:49:43Z"}, format="json")
+    assert response.status_code == 400 and "timestamp" in response.json()["data"]["errors"]
+    assert UsageLog.objects.count() == 0
