@@ -84,12 +84,19 @@ def test_invalid_auth_mode_stops_start_up():
 
 
 def test_missing_secret_key_without_debug_refuses_to_start():
+    """The service (WSGI app) and every command that could serve, sign or encrypt refuse to start;
+    commands that only inspect the code (makemigrations --check) still run."""
     import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
     env.update({"DEBUG": "false", "DJANGO_SETTINGS_MODULE": "maimconfig.settings.base", "SECRET_KEY": ""})
-    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "SECRET_KEY is not set" in result.stderr
+    for command in ([sys.executable, "manage.py", "migrate"], [sys.executable, "manage.py", "create_operator", "x"],
+                    [sys.executable, "-c", "import maimconfig.wsgi"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert result.returncode != 0, command
+        assert "SECRET_KEY is not set" in result.stderr, command
+    result = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ README's configuration table. There is no production settings module: production
 the environment. `maimconfig.settings.test` only speeds the test suite up.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
@@ -23,13 +24,16 @@ if _env_file.exists():
 DEBUG = env.bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Without a key (and DEBUG off) the service refuses to start: `maimconfig.startup.require_secret_key` stops
+# the WSGI/ASGI application and every manage.py command that could serve, sign or encrypt. Commands that
+# only inspect the code (makemigrations --check, check, collectstatic, spectacular) still run, on a
+# throw-away key that nothing is ever signed or encrypted with.
+SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set SECRET_KEY in the environment (or in .env); "
-            "only DEBUG=true runs with a development key."
-        )
-    SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+    SECRET_KEY = (
+        "unset-" + secrets.token_hex(32) if SECRET_KEY_MISSING
+        else "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 
