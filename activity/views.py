@@ -1,6 +1,5 @@
 """Heartbeat and usage-log routes (spec §7, §9): validate -> service -> serialize."""
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.views import APIView
@@ -22,7 +21,7 @@ from activity.serializers import (
 )
 from apikeys.access import authorize_key_scope
 from apikeys.permissions import OperatorOrAgentKey
-from core.api import ok, paginated
+from core.api import NonAtomicRequestsMixin, ok, paginated
 from core.exceptions import validation_error
 from core.openapi import envelope, paginated_envelope, parse_query
 from core.permissions import IsOperator, is_agent_key_request
@@ -53,7 +52,7 @@ def _required(**values) -> None:
         raise validation_error(missing)
 
 
-class AgentActivityView(GenericAPIView):
+class AgentActivityView(NonAtomicRequestsMixin, GenericAPIView):
     """PUT = heartbeat, GET = list, DELETE = go offline. Outside the request transaction: the heartbeat
     is one self-contained statement on the hot path of every bot."""
 
@@ -61,10 +60,6 @@ class AgentActivityView(GenericAPIView):
         if self.request.method in ("PUT", "DELETE"):
             return [AnyKeyPermission()]
         return [IsOperator()]
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     @extend_schema(
         summary="Heartbeat: mark an agent online for ttl_seconds",

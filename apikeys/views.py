@@ -1,6 +1,5 @@
 """API-key routes (spec §5) and the key-verification verdict endpoints (spec §6)."""
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -25,7 +24,7 @@ from apikeys.serializers import (
     ValidateVerdictOutputSerializer,
 )
 from apikeys.throttling import AuthRateThrottle
-from core.api import ok, paginated
+from core.api import NonAtomicRequestsMixin, ok, paginated
 from core.errors import ErrorCode
 from core.exceptions import tenant_resolved
 from core.openapi import envelope, paginated_envelope, parse_query
@@ -132,17 +131,13 @@ def _verdict(data, *, message: str, code: ErrorCode | None = None, error: str | 
     return response
 
 
-class VerdictView(APIView):
+class VerdictView(NonAtomicRequestsMixin, APIView):
     """Open to anyone (credentials ignored), throttled per client IP, outside the request transaction
     (each statement autocommits: one SELECT, and one UPDATE when a use is counted)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [AuthRateThrottle]
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
 
 class ParseApiKeyView(VerdictView):

@@ -5,7 +5,6 @@ transaction is held open while the upstream model answers; the turn is stored in
 """
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -37,19 +36,13 @@ from chat.serializers import (
     OpenAIModelListOutputSerializer,
 )
 from chat.streaming import chat_event_stream, event_stream_response
-from core.api import ok, paginated
+from core.api import NonAtomicRequestsMixin, ok, paginated
 from core.exceptions import ApplicationError, validation_error
 from core.openapi import envelope, paginated_envelope, parse_query
 from core.permissions import is_agent_key_request
 from core.validation import flatten_errors
 
 CHAT_PERMISSION = "chat"
-
-
-class _NonAtomicAPIView(APIView):
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
 
 def _request_id(request) -> str:
@@ -63,7 +56,7 @@ _SEND_EXAMPLE = OpenApiExample(
 )
 
 
-class ChatSendView(_NonAtomicAPIView):
+class ChatSendView(NonAtomicRequestsMixin, APIView):
     """POST /api/v2/chat (§10.2, streaming §10.3)."""
 
     permission_classes = [AgentKeyRequired.with_permission(CHAT_PERMISSION)]
@@ -100,23 +93,13 @@ def _batch_item(index: int, raw) -> tuple[services.TurnRequest | None, Applicati
         return None, validation_error({path: ["Must be a JSON object."]})
     serializer = ChatBatchItemInputSerializer(data=raw)
     if not serializer.is_valid():
-        errors = {}
-        for key, messages in flatten_errors(serializer.errors).items():
-            errors[path if key == "non_field_errors" else f"{path}.{key}"] = messages
-        return None, validation_error(errors)
+        return None, validation_error(flatten_errors(serializer.errors, prefix=path))
     data = serializer.validated_data
     return services.TurnRequest(message=data["message"], conversation_id=data.get("conversation_id"),
                                 user_id=data.get("user_id")), None
 
 
-def _consume_batch_uses(request, count: int) -> None:
-    """§10.4 step 4: the valid items take one use and one unit each, all together, or the batch is 429."""
-    if count == 0:
-        return
-    consume_key_use(request, units=count)
-
-
-class ChatBatchView(_NonAtomicAPIView):
+class ChatBatchView(NonAtomicRequestsMixin, APIView):
     """POST /api/v2/chat/batch (§10.4)."""
 
     permission_classes = [AgentKeyRequired.with_permission(CHAT_PERMISSION)]
@@ -141,8 +124,9 @@ class ChatBatchView(_NonAtomicAPIView):
                 results[index] = services.BatchItemResult(index, error=error)
             else:
                 valid.append((index, turn))
-        _consume_batch_uses(request, len(valid))
         if valid:
+            # §10.4 step 4: the valid items take one use and one unit each, all together, or the batch is 429.
+            consume_key_use(request, units=len(valid))
             prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=principal.agent_id))
             for result in services.chat_batch(prepared=prepared, items=valid, api_key_id=principal.api_key_id,
                                               request_id=_request_id(request),
@@ -207,7 +191,7 @@ _OPENAI_ERRORS = {status: OpenApiResponse(OpenAIErrorOutputSerializer, descripti
     (429, "rate_limit_error"), (502, "server_error (CHAT_002)"), (504, "server_error (CHAT_003)"))}
 
 
-class _OpenAIView(_NonAtomicAPIView):
+class _OpenAIView(NonAtomicRequestsMixin, APIView):
     """OpenAI shapes: a plain JSON renderer, so errors render in OpenAI's error shape (§11.5)."""
 
     renderer_classes = [JSONRenderer]

@@ -2,7 +2,18 @@
 
 from typing import Any
 
+from django.db import transaction
 from rest_framework.response import Response
+
+
+class NonAtomicRequestsMixin:
+    """Run the view outside ATOMIC_REQUESTS: hot paths of one self-contained statement (verdicts,
+    heartbeats), routes that wait on an upstream model (chat), and /health, which must report a database
+    that is down instead of failing to open the request's transaction."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
 
 def ok(data: Any = None, *, message: str = "OK", tenant_id: str | None = None, status: int = 200,

@@ -4,7 +4,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.http import JsonResponse
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework.permissions import AllowAny
@@ -12,6 +12,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import NonAtomicRequestsMixin
 from core.envelope import error_response
 from core.errors import ErrorCode
 
@@ -41,7 +42,7 @@ ENDPOINTS = {
 }
 
 
-class OpsView(APIView):
+class OpsView(NonAtomicRequestsMixin, APIView):
     """Public, not enveloped, credentials ignored; outside ATOMIC_REQUESTS so /health can report a
     database that is down instead of failing to open the request's transaction."""
 
@@ -49,10 +50,6 @@ class OpsView(APIView):
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
     schema = None
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
 
 class RootView(OpsView):
