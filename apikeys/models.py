@@ -6,6 +6,15 @@ from django.utils import timezone
 from core.models import CaseFoldKeyField, TimeStampedModel
 
 
+def computed_status(disabled_at, expires_at, now) -> str:
+    """A key's status (spec §2.4): disabled wins over expired; both are computed, never stored."""
+    if disabled_at is not None:
+        return ApiKey.Status.DISABLED.value
+    if expires_at is not None and expires_at <= now:
+        return ApiKey.Status.EXPIRED.value
+    return ApiKey.Status.ACTIVE.value
+
+
 class ApiKey(TimeStampedModel):
     """An agent's API key (spec §5.1). Its status is computed on read from `disabled_at`/`expires_at`."""
 
@@ -50,11 +59,7 @@ class ApiKey(TimeStampedModel):
 
     def status_at(self, now) -> str:
         """The computed status (spec §2.4) at `now`."""
-        if self.disabled_at is not None:
-            return self.Status.DISABLED.value
-        if self.expires_at is not None and self.expires_at <= now:
-            return self.Status.EXPIRED.value
-        return self.Status.ACTIVE.value
+        return computed_status(self.disabled_at, self.expires_at, now)
 
     @property
     def status(self) -> str:

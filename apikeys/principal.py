@@ -11,8 +11,8 @@ class AgentKeyPrincipal:
 
     Attributes: `is_agent_key` (always True), `api_key_id`, `tenant_id`, `agent_id`, `permissions`
     (tuple of str), `rate_limit_per_minute` (int or None), `using_previous_secret` (bool), and `api_key`,
-    the verified `ApiKey` row (hashes only, never the secret; `tenant_status`/`agent_status` set;
-    name and description deferred).
+    the verified key (`apikeys.selectors.KeyRecord`: hashes only, never the secret; with
+    `tenant_status`/`agent_status`).
     """
 
     is_agent_key = True

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apikeys.keys import hash_key
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, computed_status
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
@@ -21,6 +21,8 @@ _VERIFY_COLUMNS = (
     "id", "tenant_id", "agent_id", "key_hash", "previous_key_hash", "previous_key_expires_at", "permissions",
     "expires_at", "rate_limit_per_minute", "metadata", "last_used_at", "usage_count", "disabled_at",
 )
+_DATETIME_COLUMNS = frozenset({"previous_key_expires_at", "expires_at", "last_used_at", "disabled_at"})
+_JSON_COLUMNS = frozenset({"permissions", "metadata"})
 
 
 @cache
@@ -74,16 +76,48 @@ def apikey_list(*, tenant_id: str | None = None, agent_id: str | None = None,
     return query.order_by("-created_at", "-id")
 
 
-def apikey_find_by_secret(*, raw_key: str, tenant_id: str, agent_id: str) -> tuple[ApiKey, bool] | None:
+class KeyRecord:
+    """The verification view of a key row: the `_VERIFY_COLUMNS` of `ApiKey` under the same attribute
+    names, plus `tenant_status` and `agent_status`. Read-only; never holds a secret (hashes only).
+
+    A plain object rather than an `ApiKey` instance: building a model instance through `raw()` (field
+    converters, `from_db`, `__init__`) cost more client CPU than the statement itself on the hottest path.
+    """
+
+    __slots__ = (*_VERIFY_COLUMNS, "tenant_status", "agent_status")
+
+    def __init__(self, row, conn):
+        convert_dt = conn.ops.convert_datetimefield_value
+        for name, value in zip(self.__slots__, row):
+            if value is not None:
+                if name in _DATETIME_COLUMNS:
+                    value = convert_dt(value, None, conn)
+                elif name in _JSON_COLUMNS:
+                    value = ApiKey._meta.get_field(name).from_db_value(value, None, conn)
+            setattr(self, name, value)
+
+    @property
+    def pk(self) -> str:
+        return self.id
+
+    def status_at(self, now) -> str:
+        return computed_status(self.disabled_at, self.expires_at, now)
+
+    def __repr__(self) -> str:
+        return f"<KeyRecord {self.id}>"
+
+
+def apikey_find_by_secret(*, raw_key: str, tenant_id: str, agent_id: str) -> tuple[KeyRecord, bool] | None:
     """The key a presented secret belongs to, in ONE statement (key, tenant and agent state).
 
     Matches the current secret, or the previous secret while its grace period lasts, and requires the
-    ids parsed from the key to be the row's (spec §2.3). Returns `(key, using_previous_secret)`; the key
-    carries `tenant_status` and `agent_status` (its other columns, name and description, are deferred).
+    ids parsed from the key to be the row's (spec §2.3). Returns `(record, using_previous_secret)`.
     Always read from the database: no process-local cache, so revocation is immediate everywhere.
     """
     digest = hash_key(raw_key.strip())
-    rows = list(ApiKey.objects.raw(_find_sql(connection.vendor), [digest, digest]))
+    with connection.cursor() as cursor:
+        cursor.execute(_find_sql(connection.vendor), [digest, digest])
+        rows = [KeyRecord(values, connection) for values in cursor.fetchall()]
     now = timezone.now()
     for row in rows:
         if row.tenant_id != tenant_id or row.agent_id != agent_id:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from apikeys import ratelimit
 from apikeys.keys import ParsedKey, parse_key
 from apikeys.models import ApiKey
-from apikeys.selectors import apikey_find_by_secret
+from apikeys.selectors import KeyRecord, apikey_find_by_secret
 from apikeys.services import apikey_record_use
 from core.errors import ErrorCode
 
@@ -27,7 +27,7 @@ class Verification:
 
     code: ErrorCode | None
     parsed: ParsedKey | None = None
-    key: ApiKey | None = None
+    key: KeyRecord | None = None
     using_previous_secret: bool | None = None
     status: str | None = None
     required_permission: str | None = None
