@@ -58,11 +58,13 @@ def test_add_with_invalid_config_shows_the_errors(admin_client):
     assert not Agent.objects.exists()
 
 
-def test_duplicate_name_is_refused_with_a_message(admin_client):
+def test_duplicate_name_is_refused_on_the_form_with_the_input_kept(admin_client):
     existing = AgentFactory(name="Taken")
-    response = admin_client.post(reverse("admin:agents_agent_add"), _form(tenant=existing.tenant_id, name="taken"),
-                                 follow=True)
+    response = admin_client.post(reverse("admin:agents_agent_add"), _form(tenant=existing.tenant_id, name="taken",
+                                                                          description="typed by the operator"))
+    assert response.status_code == 200
     assert b"already exists" in response.content
+    assert b"typed by the operator" in response.content and b'value="taken"' in response.content
     assert Agent.objects.filter(tenant=existing.tenant).count() == 1
 
 

@@ -64,9 +64,15 @@ def test_add_refused_by_the_service_shows_an_error(admin_client):
     response = admin_client.post(reverse("admin:apikeys_apikey_add"), {
         "agent": existing.agent_id, "name": "DUP", "permissions": "", "metadata": "{}",
         "expires_at_0": "", "expires_at_1": "", "rate_limit_per_minute": "",
-    }, follow=True)
+    })
     assert ApiKey.objects.filter(name_key="dup").count() == 1
-    assert any("already exists" in str(m) for m in response.context["messages"])
+    # The form comes back with what was typed and the refusal on the field it names; nothing is saved.
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.data["name"] == "DUP"
+    assert any("already exists" in e for e in form.errors.get("name", []) + form.non_field_errors())
+    assert b'value="DUP"' in response.content
+    assert not [str(m) for m in response.context["messages"] if "was added" in str(m)]
 
 
 def test_add_rejects_bad_permissions(admin_client):

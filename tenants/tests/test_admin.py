@@ -32,9 +32,9 @@ def test_duplicate_name_in_admin_is_an_error_message_not_a_500(admin_client):
     TenantFactory(tenant_name="Taken")
     response = admin_client.post("/admin/tenants/tenant/add/", {
         "tenant_name": "TAKEN", "tenant_type": "personal", "status": "active", "tenant_config": "null",
-    }, follow=True)
+    })
     assert response.status_code == 200
-    assert b"already exists" in response.content
+    assert b"already exists" in response.content and b'value="TAKEN"' in response.content
     assert Tenant.objects.filter(name_key="taken").count() == 1
 
 
@@ -47,3 +47,18 @@ def test_change_updates_through_the_service(admin_client):
     tenant.refresh_from_db()
     assert tenant.tenant_name == "After" and tenant.name_key == "after"
     assert tenant.updated_at > tenant.created_at
+
+
+def test_refused_change_keeps_the_typed_values_and_saves_nothing(admin_client):
+    TenantFactory(tenant_name="Taken")
+    tenant = TenantFactory(tenant_name="Mine", description="before")
+    url = f"/admin/tenants/tenant/{quote(tenant.pk)}/change/"
+    response = admin_client.post(url, {
+        "tenant_name": "taken", "tenant_type": "personal", "status": "active", "tenant_config": "null",
+        "description": "edited but refused",
+    })
+    assert response.status_code == 200
+    assert b"already exists" in response.content
+    assert b"edited but refused" in response.content and b'value="taken"' in response.content
+    tenant.refresh_from_db()
+    assert (tenant.tenant_name, tenant.description) == ("Mine", "before")
