@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 from core.errors import ErrorCode
@@ -234,16 +234,40 @@ class StoredSecret(str):
         return self
 
 
-def _fernet() -> Fernet:
+def _fernet_key(configured: str) -> Fernet:
+    """The Fernet of a configured secrets key: used as is when it is a Fernet key, else derived from it."""
+    try:
+        return Fernet(configured.encode())
+    except (ValueError, TypeError):
+        return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"maimconfig.secrets-key:" + configured.encode())
+                                               .digest()))
+
+
+def _derived_from_secret_key(secret_key: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"maimconfig.provider-keys:" + secret_key.encode())
+                                           .digest()))
+
+
+def _fernets() -> list[Fernet]:
+    """The current provider-key Fernet first, then the earlier ones still accepted for decryption.
+
+    Current: `MAIMCONFIG_SECRETS_KEY`, else derived from `SECRET_KEY`. Earlier, in order:
+    `MAIMCONFIG_SECRETS_KEY_FALLBACKS`; the `SECRET_KEY`-derived key when `MAIMCONFIG_SECRETS_KEY` is set
+    (a deployment that starts setting it keeps reading what it stored before); keys derived from
+    Django's `SECRET_KEY_FALLBACKS`.
+    """
     configured = getattr(settings, "MAIMCONFIG_SECRETS_KEY", "") or ""
+    keys = [_fernet_key(configured) if configured else _derived_from_secret_key(settings.SECRET_KEY)]
+    keys += [_fernet_key(key) for key in getattr(settings, "MAIMCONFIG_SECRETS_KEY_FALLBACKS", []) if key]
     if configured:
-        try:
-            return Fernet(configured.encode())
-        except (ValueError, TypeError):
-            material = b"maimconfig.secrets-key:" + configured.encode()
-    else:
-        material = b"maimconfig.provider-keys:" + settings.SECRET_KEY.encode()
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material).digest()))
+        keys.append(_derived_from_secret_key(settings.SECRET_KEY))
+    keys += [_derived_from_secret_key(key) for key in getattr(settings, "SECRET_KEY_FALLBACKS", []) if key]
+    return keys
+
+
+def _fernet() -> MultiFernet:
+    """Encrypts with the current key; decrypts with it or with any earlier one still configured."""
+    return MultiFernet(_fernets())
 
 
 def encrypt_secret(plaintext: str) -> str:
@@ -251,13 +275,52 @@ def encrypt_secret(plaintext: str) -> str:
 
 
 def decrypt_secret(stored: str) -> str:
-    """The plaintext of a stored key; raises ValueError when it cannot be decrypted."""
+    """The plaintext of a stored key (under the current key or an earlier one); raises ValueError when it
+    cannot be decrypted."""
     if not stored.startswith(ENCRYPTED_PREFIX):
         raise ValueError("not an encrypted value")
     try:
         return _fernet().decrypt(stored.removeprefix(ENCRYPTED_PREFIX).encode("ascii")).decode("utf-8")
     except (InvalidToken, UnicodeError) as exc:
         raise ValueError("cannot decrypt") from exc
+
+
+def reencrypt_secret(stored: str) -> str | None:
+    """`stored` re-encrypted under the current key, or None when it already is; ValueError when no
+    configured key decrypts it."""
+    if not stored.startswith(ENCRYPTED_PREFIX):
+        raise ValueError("not an encrypted value")
+    token = stored.removeprefix(ENCRYPTED_PREFIX).encode("ascii")
+    keys = _fernets()
+    try:
+        keys[0].decrypt(token)
+        return None
+    except InvalidToken:
+        pass
+    try:
+        return ENCRYPTED_PREFIX + MultiFernet(keys).rotate(token).decode("ascii")
+    except InvalidToken as exc:
+        raise ValueError("cannot decrypt") from exc
+
+
+def reencrypt_document(doc: dict) -> tuple[dict, int, list[str]]:
+    """The document with every provider key under the current key: `(document, re-encrypted count,
+    names of the providers whose key no configured key decrypts)`. Those keys are left as they are."""
+    doc = copy.deepcopy(doc)
+    rotated, failed = 0, []
+    for entry in _providers(doc):
+        key = entry.get("api_key") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key:
+            continue
+        try:
+            new = reencrypt_secret(key)
+        except ValueError:
+            failed.append(str(entry.get("name")))
+            continue
+        if new is not None:
+            entry["api_key"] = new
+            rotated += 1
+    return doc, rotated, failed
 
 
 def _providers(doc: Any) -> list:

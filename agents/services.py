@@ -179,3 +179,16 @@ def agent_delete(*, agent: Agent) -> dict[str, Any]:
     agent_id = agent.pk
     Agent.objects.filter(pk=agent_id).delete()
     return {"id": agent_id, "agent_id": agent_id, "deleted_at": timezone.now()}
+
+
+def agent_reencrypt_provider_keys(*, agent_id: str, dry_run: bool = False) -> tuple[int, list[str]]:
+    """Rewrite the agent's stored provider keys under the current secrets key (after a key change,
+    agent-config.md §8). Returns `(re-encrypted count, names of providers whose key no configured key
+    decrypts)`; those are left untouched. The row is locked; `updated_at` does not move, since the
+    document means the same. With `dry_run` nothing is written."""
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        document, rotated, failed = config_document.reencrypt_document(agent.config or {})
+        if rotated and not dry_run:
+            Agent.objects.filter(pk=agent.pk).update(config=document)
+    return rotated, failed

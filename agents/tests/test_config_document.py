@@ -304,7 +304,7 @@ def test_provider_api_key_for_chat(settings):
     assert cd.provider_api_key(AgentStub, "mine") == "sk-9"
     assert cd.provider_api_key(AgentStub, "Free") == ""
     assert cd.provider_api_key(AgentStub, "Missing") == ""
-    settings.MAIMCONFIG_SECRETS_KEY = "a-different-secret"
+    settings.SECRET_KEY = "a-different-secret-key"  # changed, the old one not kept as a fallback
     assert cd.provider_api_key(AgentStub, "Mine") is None  # undecryptable: unusable, still masked on read
     assert cd.mask_document(AgentStub.config)["config_overrides"]["model"]["api_providers"][0]["api_key"] == "********"
 

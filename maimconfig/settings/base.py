@@ -28,6 +28,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 # the WSGI/ASGI application and every manage.py command that could serve, sign or encrypt. Commands that
 # only inspect the code (makemigrations --check, check, collectstatic, spectacular) still run, on a
 # throw-away key that nothing is ever signed or encrypted with.
+# Django's own rotation list (signatures, sessions); provider keys encrypted under a key derived from one of
+# these still decrypt (agents.config_document).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
 if not SECRET_KEY:
     SECRET_KEY = (
@@ -52,6 +55,9 @@ MAIMCONFIG_CHAT_BATCH_MAX_ITEMS = env.int("MAIMCONFIG_CHAT_BATCH_MAX_ITEMS", def
 MAIMCONFIG_CHAT_BATCH_CONCURRENCY = env.int("MAIMCONFIG_CHAT_BATCH_CONCURRENCY", default=4)
 MAIMCONFIG_CHAT_TIMEOUT_SECONDS = env.float("MAIMCONFIG_CHAT_TIMEOUT_SECONDS", default=60.0)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
+# Earlier values of MAIMCONFIG_SECRETS_KEY, still accepted for decryption after a key change (comma-separated);
+# `manage.py reencrypt_provider_keys` then rewrites every stored provider key under the current key.
+MAIMCONFIG_SECRETS_KEY_FALLBACKS = env.list("MAIMCONFIG_SECRETS_KEY_FALLBACKS", default=[])
 MAIMBOT_MODEL_CONFIG_PATH = env.str("MAIMBOT_MODEL_CONFIG_PATH", default="config/model_config.toml")
 MAIMBOT_BOT_CONFIG_TEMPLATE_PATH = env.str(
     "MAIMBOT_BOT_CONFIG_TEMPLATE_PATH", default="config/bot_config.toml"
