@@ -80,24 +80,27 @@ def is_bare_v1_path(path: str) -> bool:
 
 
 def error_response(
-    request, code: ErrorCode, error: str | None = None, *, data: Any = None, headers: dict | None = None
+    request, code: ErrorCode, error: str | None = None, *, data: Any = None, headers: dict | None = None,
+    status: int | None = None, tenant_id: str | None = None, message: str | None = None,
 ) -> JsonResponse:
-    """An error answer built outside DRF (middleware, Django error views)."""
+    """An error answer built outside DRF (middleware, Django error views). `status`, `tenant_id` and
+    `message` default to the catalogue's status, null and the catalogue's message."""
     spec = code.spec
     sentence = error or spec.error
+    status = status or spec.status
     if request is not None and is_openai_path(request.path):
-        body = openai_error_body(code.value, spec.status, sentence)
+        body = openai_error_body(code.value, status, sentence)
     elif request is not None and is_bare_v1_path(request.path):
         body = {"detail": sentence, "error_code": code.value, "request_id": request_id_var.get()}
         if isinstance(data, dict) and "errors" in data:
             body["errors"] = data["errors"]
     else:
-        body = build_envelope(success=False, message=spec.message, data=data, error=sentence,
-                              error_code=code.value)
-    response = JsonResponse(body, status=spec.status, json_dumps_params={"ensure_ascii": False})
+        body = build_envelope(success=False, message=message or spec.message, data=data, error=sentence,
+                              error_code=code.value, tenant_id=None if status in (401, 403) else tenant_id)
+    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
     for name, value in (headers or {}).items():
         response[name] = value
-    if spec.status == 401:
+    if status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 

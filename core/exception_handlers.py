@@ -128,4 +128,5 @@ def response_for_unhandled(request, exc: BaseException):
     if app_error.code == ErrorCode.SERVICE_UNAVAILABLE:
         _log_unexpected(exc)
     return error_response(request, app_error.code, app_error.error, data=app_error.data,
-                          headers=app_error.headers)
+                          headers=app_error.headers, status=app_error.status, message=app_error.message,
+                          tenant_id=app_error.tenant_id or _agent_key_tenant_id(request))
