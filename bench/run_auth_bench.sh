@@ -52,8 +52,25 @@ done
 curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
 
 URL=http://127.0.0.1:$PORT
-run_wrk() {  # run_wrk MODE PATH DURATION
-  MODE=$1 "$WRK" -t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency -s bench/auth_wrk.lua "$URL$2" | grep '^RESULT'
+cpu_ticks() {  # CPU ticks (user+system) used so far by gunicorn (master and workers) and by the database server
+  local app=0 db=0 pid
+  for pid in $GPID $(pgrep -P "$GPID" || true); do
+    app=$((app + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  for pid in $(pgrep -x mariadbd || pgrep -x mysqld || true); do
+    db=$((db + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$app $db"
+}
+
+run_wrk() {  # run_wrk MODE PATH DURATION: the RESULT line, plus the CPU-ms per request of app and database
+  local before after line
+  before=$(cpu_ticks)
+  line=$(MODE=$1 "$WRK" -t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency -s bench/auth_wrk.lua "$URL$2" | grep '^RESULT')
+  after=$(cpu_ticks)
+  awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v line="$line" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); match(line, /requests=[0-9]+/); n = substr(line, RSTART + 9, RLENGTH - 9);
+    printf "%s app_cpu_ms=%.3f db_cpu_ms=%.3f\n", line, (y[1]-x[1])*1000/hz/(n ? n : 1), (y[2]-x[2])*1000/hz/(n ? n : 1) }'
 }
 
 echo "gunicorn: $GUNICORN_WORKERS workers x $GUNICORN_THREADS threads on $GUNICORN_BIND; database: ${DATABASE_URL%%:*}; cache: ${CACHE_URL:-locmem}"
@@ -63,7 +80,8 @@ run_wrk validate /api/v2/auth/validate-api-key 3s >/dev/null
 
 # Interleaved rounds (trivial, validate, trivial, validate, ...): on a shared 2-core machine the speed
 # of the whole box drifts between runs, so each round's pair is measured back to back and the report
-# gives medians over the rounds (rates, ratio, latencies), plus every round's line.
+# gives medians over the rounds (rates, ratio, latencies), plus every round's line with the CPU time
+# per request of gunicorn and of MariaDB (a figure that drifts far less than req/s).
 BEFORE=$(usage)
 ROUND_LINES=""
 for round in $(seq 1 "$ROUNDS"); do
@@ -75,7 +93,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 AFTER=$(usage)
 
-read -r T_RPS V_RPS RATIO V_P50 V_P99 V_OK V_BAD < <("$PY" bench/wrk_rounds.py trivial validate <<<"$ROUND_LINES")
+read -r T_RPS V_RPS RATIO V_P50 V_P99 V_OK V_BAD T_CPU V_CPU < <("$PY" bench/wrk_rounds.py trivial validate <<<"$ROUND_LINES")
 COUNTED=$((AFTER - BEFORE))
 echo "usage_count grew by $COUNTED during the wrk runs; wrk saw $V_OK valid verdicts, $V_BAD other answers" \
      "(requests still in flight when wrk stops are counted by the server but not by wrk: at most $CONNS per round)"
@@ -92,7 +110,8 @@ check() {  # check LABEL CONDITION
 }
 echo
 echo "medians over $ROUNDS rounds: validate-api-key $V_RPS req/s, p50 $V_P50 ms, p99 $V_P99 ms;" \
-     "trivial GET / $T_RPS req/s; validate/trivial $RATIO"
+     "trivial GET / $T_RPS req/s; validate/trivial $RATIO;" \
+     "CPU per request (gunicorn + MariaDB): validate $V_CPU ms, trivial $T_CPU ms"
 check "validate >= half the trivial rate (median ratio $RATIO)" "$RATIO >= 0.5"
 check "validate >= 1300 req/s ($V_RPS)" "$V_RPS >= 1300"
 check "validate p99 <= 15 ms ($V_P99)" "$V_P99 <= 15"

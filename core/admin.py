@@ -12,10 +12,7 @@ def error_lines(exc: ApplicationError | ValidationError) -> list[str]:
     """The readable sentences of a refused service call (`path: message` for field errors)."""
     if isinstance(exc, ValidationError):
         return exc.messages
-    errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
-    if not errors:
-        return [exc.error]
-    return [f"{path}: {message}" for path, messages_ in errors.items() for message in messages_]
+    return [f"{path}: {message}" if path else message for path, message in error_fields(exc)]
 
 
 def error_fields(exc: ApplicationError | ValidationError) -> list[tuple[str | None, str]]:

@@ -28,15 +28,15 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 # the WSGI/ASGI application and every manage.py command that could serve, sign or encrypt. Commands that
 # only inspect the code (makemigrations --check, check, collectstatic, spectacular) still run, on a
 # throw-away key that nothing is ever signed or encrypted with.
-# Django's own rotation list (signatures, sessions); provider keys encrypted under a key derived from one of
-# these still decrypt (agents.config_document).
-SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
 if not SECRET_KEY:
     SECRET_KEY = (
         "unset-" + secrets.token_hex(32) if SECRET_KEY_MISSING
         else "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
     )
+# Django's own rotation list (signatures, sessions); provider keys encrypted under a key derived from one of
+# these still decrypt (agents.config_document).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 
