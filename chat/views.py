@@ -56,6 +56,11 @@ _SEND_EXAMPLE = OpenApiExample(
 )
 
 
+def _event_stream(description: str) -> OpenApiResponse:
+    """The 200 answer of a streaming request (`"stream": true`): server-sent events, not JSON."""
+    return OpenApiResponse(response=OpenApiTypes.STR, description=f"With `\"stream\": true`: {description}")
+
+
 class ChatSendView(NonAtomicRequestsMixin, APIView):
     """POST /api/v2/chat (§10.2, streaming §10.3)."""
 
@@ -66,7 +71,9 @@ class ChatSendView(NonAtomicRequestsMixin, APIView):
         description="Requires an agent key holding `chat` (header or body `api_key`). With `\"stream\": true` "
                     "the answer is `text/event-stream` with events `start`, `delta`, then `done` or `error`.",
         request=ChatSendInputSerializer,
-        responses={200: envelope(ChatReplyOutputSerializer)},
+        responses={(200, "application/json"): envelope(ChatReplyOutputSerializer),
+                   (200, "text/event-stream"): _event_stream("Events `start`, `delta`…, then `done` (the "
+                                                             "envelope of the reply) or `error` (an envelope).")},
         examples=[_SEND_EXAMPLE],
         tags=["chat"],
     )
@@ -206,7 +213,10 @@ class OpenAIChatCompletionsView(_OpenAIView):
         description="Stateless; the agent's persona is prepended server-side. `stream: true` answers "
                     "`chat.completion.chunk` events ending with `data: [DONE]`.",
         request=OpenAIChatCompletionInputSerializer,
-        responses={200: OpenAIChatCompletionOutputSerializer, **_OPENAI_ERRORS},
+        responses={(200, "application/json"): OpenAIChatCompletionOutputSerializer,
+                   (200, "text/event-stream"): _event_stream("`chat.completion.chunk` objects as `data:` lines, "
+                                                             "then `data: [DONE]`."),
+                   **_OPENAI_ERRORS},
         tags=["openai"],
     )
     def post(self, request):

@@ -33,3 +33,11 @@ def test_list_envelope_is_not_wrapped_twice():
     ref = schema["paths"]["/api/v2/tenants/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     component = schema["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
     assert set(component["required"]) >= {"success", "data", "error_code"}
+
+
+def test_streaming_routes_document_the_event_stream():
+    paths = _schema()["paths"]
+    for route in ("/api/v2/chat/", "/v1/chat/completions/"):
+        content = paths[route]["post"]["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/event-stream"}, route
+        assert content["text/event-stream"]["schema"]["type"] == "string"
