@@ -3,8 +3,9 @@ provider API key stored in agent configurations under the current key.
 
 Rotation, step by step (README, Operations): set the new `MAIMCONFIG_SECRETS_KEY` (or `SECRET_KEY`) and
 list the old one in `MAIMCONFIG_SECRETS_KEY_FALLBACKS` (or `SECRET_KEY_FALLBACKS`); restart; run this
-command; then remove the old key from the fallbacks. Keys no configured key decrypts are reported by
-agent and provider name (never by value) and left as they are; the command then exits with status 1.
+command; then remove the old key from the fallbacks. Keys that no configured key can decrypt are
+reported by agent and provider name (never by value) and left as they are; the command then exits
+with status 1.
 """
 
 from django.core.management.base import BaseCommand, CommandError
