@@ -111,24 +111,15 @@ LUA
 lua_put operator >"$WORK/put_operator.lua"
 lua_put key >"$WORK/put_key.lua"
 
-cpu_ticks() {  # CPU ticks (user+system) used so far by the gunicorn processes and by the database server
-  local app=0 db=0 pid
-  for pid in $GUNICORN_PID $(pgrep -P "$GUNICORN_PID" || true); do
-    app=$((app + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  for pid in $(pgrep -x mariadbd || pgrep -x mysqld || true); do
-    db=$((db + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$app $db"
-}
+source bench/cpu_ticks.sh
 
 run_wrk() {  # $1 = label, $2 = path, $3 = optional lua script; prints req/s on stdout
   local args=(-t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
   [ -n "${3:-}" ] && args+=(-s "$3")
   local out="$WORK/wrk-$RANDOM.txt" before after
-  before=$(cpu_ticks)
+  before=$(cpu_ticks "$GUNICORN_PID")
   "$WRK" "${args[@]}" "$BASE$2" >"$out" 2>&1
-  after=$(cpu_ticks)
+  after=$(cpu_ticks "$GUNICORN_PID")
   local rps errors p50 p99 total cpu
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
   total=$(awk '/requests in/ {print $1}' "$out")

@@ -52,22 +52,13 @@ done
 curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
 
 URL=http://127.0.0.1:$PORT
-cpu_ticks() {  # CPU ticks (user+system) used so far by gunicorn (master and workers) and by the database server
-  local app=0 db=0 pid
-  for pid in $GPID $(pgrep -P "$GPID" || true); do
-    app=$((app + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  for pid in $(pgrep -x mariadbd || pgrep -x mysqld || true); do
-    db=$((db + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$app $db"
-}
+source bench/cpu_ticks.sh
 
 run_wrk() {  # run_wrk MODE PATH DURATION: the RESULT line, plus the CPU-ms per request of app and database
   local before after line
-  before=$(cpu_ticks)
+  before=$(cpu_ticks "$GPID")
   line=$(MODE=$1 "$WRK" -t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency -s bench/auth_wrk.lua "$URL$2" | grep '^RESULT')
-  after=$(cpu_ticks)
+  after=$(cpu_ticks "$GPID")
   awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v line="$line" 'BEGIN {
     split(b, x, " "); split(a, y, " "); match(line, /requests=[0-9]+/); n = substr(line, RSTART + 9, RLENGTH - 9);
     printf "%s app_cpu_ms=%.3f db_cpu_ms=%.3f\n", line, (y[1]-x[1])*1000/hz/(n ? n : 1), (y[2]-x[2])*1000/hz/(n ? n : 1) }'
