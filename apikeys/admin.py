@@ -4,7 +4,6 @@ The secret is shown once, in a message, when a key is created here; the stored h
 displayed. Tenant and agent are fixed after creation (the tenant is always the agent's).
 """
 
-import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,10 +13,9 @@ from django.utils import timezone
 from apikeys import services
 from apikeys.models import ApiKey
 from apikeys.selectors import status_q
-from apikeys.serializers import MAX_PERMISSIONS, PERMISSION_RE
+from apikeys.serializers import parse_permission_text
 from core.admin import ServiceModelAdmin
 
-_PERMISSION = re.compile(PERMISSION_RE)
 
 
 class PermissionsFormField(forms.CharField):
@@ -29,15 +27,10 @@ class PermissionsFormField(forms.CharField):
         return value
 
     def to_python(self, value):
-        text = super().to_python(value) or ""
-        items = [p.strip() for p in text.split(",") if p.strip()]
-        bad = [p for p in items if not _PERMISSION.match(p)]
-        if bad:
-            raise ValidationError(f"Invalid permission(s): {', '.join(bad)[:200]}.")
-        items = list(dict.fromkeys(items))
-        if len(items) > MAX_PERMISSIONS:
-            raise ValidationError(f"At most {MAX_PERMISSIONS} permissions.")
-        return items
+        try:
+            return parse_permission_text(super().to_python(value) or "")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class ApiKeyAdminForm(forms.ModelForm):

@@ -1,5 +1,7 @@
 """Input and output serializers of the API-key and key-verification routes (module level, unique names)."""
 
+import re
+
 from django.core.validators import RegexValidator
 from django.utils import timezone
 from rest_framework import serializers
@@ -20,6 +22,19 @@ MAX_PERMISSIONS = 50
 PERMISSION_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 RATE_LIMIT_MAX = 1_000_000
 GRACE_SECONDS_MAX = 86400
+
+
+def parse_permission_text(text: str) -> list[str]:
+    """A comma-separated permission list (the admin form, `issue_api_key --permissions`): the same rules as
+    `PermissionListField`, duplicates removed in order. Raises ValueError with a readable sentence."""
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in items if not re.match(PERMISSION_RE, p)]
+    if bad:
+        raise ValueError(f"Invalid permission(s): {', '.join(bad)[:200]}. Each must match {PERMISSION_RE}.")
+    items = list(dict.fromkeys(items))
+    if len(items) > MAX_PERMISSIONS:
+        raise ValueError(f"At most {MAX_PERMISSIONS} permissions.")
+    return items
 
 
 class PermissionListField(serializers.ListField):

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apikeys.serializers import MAX_PERMISSIONS, PERMISSION_RE
+from apikeys.serializers import parse_permission_text
 from apikeys.services import apikey_create
 from core.exceptions import ApplicationError
 
@@ -26,14 +26,10 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_permissions(text: str) -> list[str]:
-    items = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in items if not re.match(PERMISSION_RE, p)]
-    if bad:
-        raise CommandError(f"Invalid permission(s): {', '.join(bad)}. Each must match {PERMISSION_RE}.")
-    items = list(dict.fromkeys(items))
-    if len(items) > MAX_PERMISSIONS:
-        raise CommandError(f"At most {MAX_PERMISSIONS} permissions.")
-    return items
+    try:
+        return parse_permission_text(text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 class Command(BaseCommand):
