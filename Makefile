@@ -22,10 +22,10 @@ browser-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-$(VENV)/.installed: requirements.txt | system-deps
+$(VENV)/.installed: requirements.txt requirements-test.txt | system-deps
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q -r requirements-test.txt
 	@touch $@
 
 install: system-deps $(VENV)/.installed
