@@ -19,6 +19,7 @@ RUN pip install -r /app/requirements.txt
 COPY manage.py gunicorn.conf.py /app/
 COPY maimconfig /app/maimconfig
 COPY core /app/core
+COPY catalogue /app/catalogue
 COPY tenants /app/tenants
 COPY agents /app/agents
 COPY apikeys /app/apikeys

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from agents import config_document, selectors, services
+from agents import configdoc, selectors, services
 from agents.models import Agent
 from agents.serializers import TagListField
 from core.admin import ServiceModelAdmin, error_lines
@@ -34,7 +34,7 @@ class AgentAdminForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.initial["config"] = config_document.mask_document(self.instance.config)
+            self.initial["config"] = configdoc.mask_document(self.instance.config)
             self.fields["tenant"].disabled = True
         else:
             self.initial.setdefault("config", {})
@@ -51,7 +51,7 @@ class AgentAdminForm(forms.ModelForm):
         document = {} if value is None else value
         stored = self.instance.config if self.instance.pk else {}
         try:
-            config_document.prepare_write(stored or {}, document, mode="replace")
+            configdoc.prepare_write(stored or {}, document, mode="replace")
         except ApplicationError as exc:
             raise ValidationError(error_lines(exc)) from None
         return document
@@ -101,7 +101,7 @@ class AgentAdmin(ServiceModelAdmin):
 
     @admin.display(description="config warnings")
     def config_warnings(self, obj):
-        warnings = config_document.document_warnings(obj.config or {}) if obj and obj.pk else []
+        warnings = configdoc.document_warnings(obj.config or {}) if obj and obj.pk else []
         if not warnings:
             return "none"
         return format_html("<pre>{}</pre>", "\n".join(f"{w['path']}: {w['code']} — {w['message']}"

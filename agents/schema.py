@@ -3,16 +3,16 @@
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
 
-from agents import config_document
+from catalogue import schema as config_schema
 
 
 class AgentConfigDocumentExtension(OpenApiSerializerExtension):
-    """`AgentConfigDocument`: converted from agents/schemas/agent_config.schema.json (one source of truth)."""
+    """`AgentConfigDocument`: converted from catalogue/schemas/agent_config.schema.json (one source of truth)."""
 
     target_class = "agents.serializers.AgentConfigDocumentSerializer"
 
     def map_serializer(self, auto_schema, direction):
-        return config_document.openapi_schema(request=direction == "request")
+        return config_schema.openapi_schema(request=direction == "request")
 
 
 class AgentConfigResponseExtension(OpenApiSerializerExtension):

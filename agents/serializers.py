@@ -1,6 +1,6 @@
 """Input and output serializers of the agent routes (module level, unique names).
 
-The configuration document is described once, by `agents/schemas/agent_config.schema.json`; the
+The configuration document is described once, by `catalogue/schemas/agent_config.schema.json`; the
 OpenAPI document shows it as the `AgentConfigDocument` component (see `agents/schema.py`), used by the
 `config` fields below and by the config routes.
 """
@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents import config_document
+from agents import configdoc
 from agents.models import Agent
 from core.fields import NameField, QueryBooleanField, StrictCharField
 
@@ -18,7 +18,7 @@ TAG_MAX_LENGTH = 50
 
 
 class AgentConfigDocumentSerializer(serializers.Serializer):
-    """The agent configuration document (schema: agent-config.md / agents/schemas). Documentation only."""
+    """The agent configuration document (schema: agent-config.md / catalogue/schemas). Documentation only."""
 
 
 class ConfigWarningOutputSerializer(serializers.Serializer):
@@ -51,7 +51,7 @@ class AgentConfigOutputField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_representation(self, value):
-        return config_document.mask_document(value)
+        return configdoc.mask_document(value)
 
 
 class TagListField(serializers.ListField):
@@ -135,14 +135,14 @@ class AgentOutputSerializer(serializers.ModelSerializer):
         """The catalogue's model names, read once per serialization (warnings `unknown_model`)."""
         cache = self.context.setdefault("_agent_output_cache", {}) if isinstance(self.context, dict) else {}
         if "system_models" not in cache:
-            from core.catalogue import system_model_names
+            from catalogue.selectors import system_model_names
 
             cache["system_models"] = system_model_names()
         return cache["system_models"]
 
     @extend_schema_field(ConfigWarningOutputSerializer(many=True))
     def get_config_warnings(self, agent) -> list[dict]:
-        return config_document.document_warnings(agent.config or {}, system_models=self._system_models())
+        return configdoc.document_warnings(agent.config or {}, system_models=self._system_models())
 
     def get_is_online(self, agent) -> bool:
         expires_at = getattr(agent, "activity_expires_at", None)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agents import config_document
+from agents import configdoc
 from agents.models import Agent
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
@@ -61,8 +61,8 @@ def _config_write(stored: dict, request_doc: Any, *, mode: str, on_agent_route: 
     """Run the document pipeline; error paths are prefixed `config.` on the agent routes."""
     try:
         if on_agent_route:
-            return config_document.prepare_write(stored, request_doc, mode=mode, prefix="config", whole_key="config")
-        return config_document.prepare_write(stored, request_doc, mode=mode)
+            return configdoc.prepare_write(stored, request_doc, mode=mode, prefix="config", whole_key="config")
+        return configdoc.prepare_write(stored, request_doc, mode=mode)
     except ApplicationError as exc:
         exc.tenant_id = tenant_id
         raise
@@ -188,7 +188,7 @@ def agent_reencrypt_provider_keys(*, agent_id: str, dry_run: bool = False) -> tu
     document means the same. With `dry_run` nothing is written."""
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent_id)
-        document, rotated, failed = config_document.reencrypt_document(agent.config or {})
+        document, rotated, failed = configdoc.reencrypt_document(agent.config or {})
         if rotated and not dry_run:
             Agent.objects.filter(pk=agent.pk).update(config=document)
     return rotated, failed

@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_v
 from rest_framework import viewsets
 from rest_framework.views import APIView
 
-from agents import config_document, selectors, services
+from agents import configdoc, selectors, services
 from agents.serializers import (
     AgentConfigBodyInputSerializer,
     AgentConfigDocumentSerializer,
@@ -103,9 +103,9 @@ class AgentViewSet(viewsets.GenericViewSet):
 
 def _config_payload(document: dict, *, effective: bool = False) -> dict:
     """`data` of the config routes: the (masked) document plus its `warnings` (spec §4.7)."""
-    warnings = config_document.document_warnings(document)
-    shown = config_document.effective_document(document) if effective else document
-    return {**config_document.mask_document(shown), "warnings": warnings}
+    warnings = configdoc.document_warnings(document)
+    shown = configdoc.effective_document(document) if effective else document
+    return {**configdoc.mask_document(shown), "warnings": warnings}
 
 
 class AgentConfigView(APIView):

@@ -31,7 +31,7 @@ FRAGMENTS = int(os.environ.get("BENCH_FRAGMENTS", "20"))
 DELAY = float(os.environ.get("BENCH_FRAGMENT_DELAY", "0.25"))
 
 SETUP = """
-from agents.config_document import to_storage
+from agents.configdoc import to_storage
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import ApiKeyFactory
 doc = {"config_overrides": {"model": {

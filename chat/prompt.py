@@ -14,8 +14,8 @@ OFFLINE_EXCERPT_CHARS = 200
 
 
 def effective_document(agent) -> dict[str, Any]:
-    """The agent's effective configuration document (agents.config_document, helper A)."""
-    from agents.config_document import effective_document as _effective
+    """The agent's effective configuration document (agents.configdoc)."""
+    from agents.configdoc import effective_document as _effective
 
     return _effective(agent.config if isinstance(agent.config, dict) else {})
 

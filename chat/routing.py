@@ -10,8 +10,8 @@ from typing import Any
 
 from django.conf import settings
 
-from agents.config_document import provider_api_key
-from core.catalogue import load_model_catalogue
+from agents.configdoc import provider_api_key
+from catalogue.selectors import load_model_catalogue
 
 DEFAULT_TASK_TEMPERATURE = 0.3
 DEFAULT_TASK_MAX_TOKENS = 1024

@@ -1,7 +1,7 @@
 import pytest
 from django.core.cache import cache
 
-from core import catalogue
+from catalogue import selectors as catalogue
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from activity.models import AgentActivity
-from agents.config_document import provider_api_key
+from agents.configdoc import provider_api_key
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from tenants.tests.factories import TenantFactory

@@ -512,7 +512,7 @@ def test_config_masks_through_the_api(operator_client, tenant):
     # send the read document back, adding a provider: the first key is kept
     data["config_overrides"]["model"]["api_providers"].append({"name": "Second", "api_key": "sk-2"})
     operator_client.put(url, data, format="json")
-    from agents.config_document import provider_api_key
+    from agents.configdoc import provider_api_key
 
     fresh = Agent.objects.get(pk=agent.pk)
     assert provider_api_key(fresh, "Mine") == "sk-1" and provider_api_key(fresh, "second") == "sk-2"

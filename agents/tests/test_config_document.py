@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import config_document as cd
+from agents import configdoc as cd
+from catalogue import schema as config_schema
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 
@@ -28,7 +29,7 @@ def _leaves():
     out = []
 
     def walk(node, parts):
-        node = cd._resolve(node)
+        node = config_schema.resolve(node)
         if node.get("type") == "object" and "properties" in node:
             for key, sub in node["properties"].items():
                 walk(sub, [*parts, key])
@@ -37,7 +38,7 @@ def _leaves():
         else:
             out.append((parts, node))
 
-    walk(cd.CONFIG_SCHEMA, [])
+    walk(config_schema.CONFIG_SCHEMA, [])
     return out
 
 
@@ -67,12 +68,12 @@ def _wrong_type(node):
 
 
 def test_the_schema_covers_every_documented_section():
-    assert set(cd.KNOWN_SECTIONS) == {
+    assert set(config_schema.KNOWN_SECTIONS) == {
         "chat", "expression", "memory", "message_receive", "mood", "emoji", "tool", "voice", "plugin",
         "keyword_reaction", "relationship", "lpmm_knowledge", "dream", "jargon", "response_post_process",
         "chinese_typo", "response_splitter", "debug", "experimental", "maim_message", "telemetry", "model",
     }
-    assert len(cd.KNOWN_TASKS) == 11
+    assert len(config_schema.KNOWN_TASKS) == 11
     assert len(LEAVES) > 120
 
 
@@ -420,7 +421,7 @@ def test_effective_view_of_an_empty_document_has_every_known_field():
     assert effective["config_overrides"]["chat"]["max_context_size"] == 18
     assert effective["config_overrides"]["lpmm_knowledge"]["embedding_dimension"] == 768
     assert effective["config_overrides"]["model"]["api_providers"] == []
-    assert set(effective["config_overrides"]["model"]["model_task_config"]) == set(cd.KNOWN_TASKS)
+    assert set(effective["config_overrides"]["model"]["model_task_config"]) == set(config_schema.KNOWN_TASKS)
     for task in effective["config_overrides"]["model"]["model_task_config"].values():
         assert task == {"model_list": [], "max_tokens": 1024, "temperature": 0.3, "slow_threshold": 15.0}
     for parts, node in LEAVES:
@@ -442,8 +443,8 @@ def test_effective_view_completes_entries_and_keeps_stored_values():
     model = effective["config_overrides"]["model"]
     assert effective["config_overrides"]["chat"]["max_context_size"] == 30
     assert effective["config_overrides"]["chat"]["mine"] == 1
-    assert model["api_providers"][0] | {"api_key": None} == {**cd.PROVIDER_DEFAULTS, "name": "P", "api_key": None}
-    assert model["models"][0] == {**cd.MODEL_DEFAULTS, "name": "m"} and model["models"][0]["temperature"] is None
+    assert model["api_providers"][0] | {"api_key": None} == {**config_schema.PROVIDER_DEFAULTS, "name": "P", "api_key": None}
+    assert model["models"][0] == {**config_schema.MODEL_DEFAULTS, "name": "m"} and model["models"][0]["temperature"] is None
     assert model["model_task_config"]["replyer"]["max_tokens"] == 10
     assert model["model_task_config"]["replyer"]["temperature"] == 0.3
     assert model["model_task_config"]["custom"] == {"x": 1}
@@ -464,8 +465,8 @@ def test_complete_example_round_trips():
 
 
 def test_openapi_schema_is_derived_from_the_json_schema():
-    response_schema = cd.openapi_schema(request=False)
-    request_schema = cd.openapi_schema(request=True)
+    response_schema = config_schema.openapi_schema(request=False)
+    request_schema = config_schema.openapi_schema(request=True)
     chat = response_schema["properties"]["config_overrides"]["properties"]["chat"]["properties"]
     assert chat["max_context_size"] == {"type": "integer", "default": 18, "minimum": 1, "maximum": 200}
     assert "oneOf" in request_schema["properties"]["persona"]

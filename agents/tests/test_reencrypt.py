@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agents import services
-from agents.config_document import provider_api_key
+from agents.configdoc import provider_api_key
 from agents.models import Agent
 from tenants.tests.factories import TenantFactory
 

@@ -4,7 +4,7 @@ import pytest
 
 from activity.models import AgentActivity
 from agents import services
-from agents.config_document import provider_api_key
+from agents.configdoc import provider_api_key
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from core.errors import ErrorCode

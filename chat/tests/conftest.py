@@ -80,7 +80,7 @@ def llm_document(base_url: str, *, api_key: str = "sk-agent-secret-123", identif
 
 def stored(doc: dict) -> dict:
     """The document as the agents app stores it (provider keys encrypted)."""
-    from agents.config_document import to_storage
+    from agents.configdoc import to_storage
 
     return to_storage(doc)
 

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers as corsheaders_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from maimconfig.version import VERSION
@@ -35,7 +36,7 @@ if not SECRET_KEY:
         else "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
     )
 # Django's own rotation list (signatures, sessions); provider keys encrypted under a key derived from one of
-# these still decrypt (agents.config_document).
+# these still decrypt (agents.configdoc.secrets).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
@@ -48,6 +49,8 @@ if MAIMCONFIG_AUTH_MODE not in ("operator", "open"):
         f"MAIMCONFIG_AUTH_MODE must be 'operator' or 'open', not {MAIMCONFIG_AUTH_MODE!r}."
     )
 MAIMCONFIG_MAX_BODY_BYTES = env.int("MAIMCONFIG_MAX_BODY_BYTES", default=1024 * 1024)
+# Spec §16: domain-code errors answer HTTP 200 (real status in X-MaimConfig-Status), as the original did.
+MAIMCONFIG_LEGACY_ERROR_STATUS = env.bool("MAIMCONFIG_LEGACY_ERROR_STATUS", default=False)
 MAIMCONFIG_AUTH_THROTTLE_RATE = env.str("MAIMCONFIG_AUTH_THROTTLE_RATE", default="6000/min")
 MAIMCONFIG_NUM_PROXIES = env.int("MAIMCONFIG_NUM_PROXIES", default=0)
 MAIMCONFIG_NEW_AGENT_TTL_SECONDS = env.int("MAIMCONFIG_NEW_AGENT_TTL_SECONDS", default=43200)
@@ -58,6 +61,8 @@ MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
 # Earlier values of MAIMCONFIG_SECRETS_KEY, still accepted for decryption after a key change (comma-separated);
 # `manage.py reencrypt_provider_keys` then rewrites every stored provider key under the current key.
 MAIMCONFIG_SECRETS_KEY_FALLBACKS = env.list("MAIMCONFIG_SECRETS_KEY_FALLBACKS", default=[])
+# Audit events older than this many days are deleted by `manage.py purge_audit_events` (issue 17).
+MAIMCONFIG_AUDIT_RETENTION_DAYS = env.int("MAIMCONFIG_AUDIT_RETENTION_DAYS", default=365)
 MAIMBOT_MODEL_CONFIG_PATH = env.str("MAIMBOT_MODEL_CONFIG_PATH", default="config/model_config.toml")
 MAIMBOT_BOT_CONFIG_TEMPLATE_PATH = env.str(
     "MAIMBOT_BOT_CONFIG_TEMPLATE_PATH", default="config/bot_config.toml"
@@ -79,12 +84,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "core",
+    "catalogue",
     "tenants",
     "agents",
     "apikeys",
     "activity",
     "plugins",
     "chat",
+    "metering",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -188,11 +196,14 @@ if "*" in CORS_ALLOWED_ORIGINS:
     CORS_ALLOW_ALL_ORIGINS = True
 CORS_EXPOSE_HEADERS = [
     "X-Request-ID",
+    "X-MaimConfig-Status",
     "Retry-After",
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
 ]
+# Request headers a browser client may send cross-origin besides django-cors-headers' defaults.
+CORS_ALLOW_HEADERS = (*corsheaders_default_headers, "x-request-id", "x-maimconfig-legacy-errors")
 
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

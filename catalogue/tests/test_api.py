@@ -2,7 +2,7 @@
 
 import pytest
 
-from core import catalogue
+from catalogue import selectors as catalogue
 
 pytestmark = pytest.mark.django_db
 

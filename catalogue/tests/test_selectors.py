@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from core import catalogue
+from catalogue import selectors as catalogue
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +131,7 @@ def test_shipped_bot_defaults_equal_the_documented_defaults():
 
 
 def test_bot_defaults_agree_with_the_effective_view_of_an_empty_document():
-    from agents.config_document import effective_document
+    from agents.configdoc import effective_document
 
     effective = effective_document({})
     data = catalogue.load_bot_defaults().data

@@ -33,6 +33,8 @@ from typing import Any
 
 from django.conf import settings
 
+from catalogue.schema import CONFIG_DEFAULTS
+
 logger = logging.getLogger("maimconfig.catalogue")
 
 DYNAMIC = "dynamic_toml"
@@ -260,8 +262,6 @@ def mask_secrets(value: Any) -> Any:
 
 def documented_bot_defaults() -> dict[str, dict[str, Any]]:
     """The 23 tables built from the documented defaults (agent-config.md §3): the fallback."""
-    from agents.config_document import CONFIG_DEFAULTS
-
     out = {}
     for table, location in BOT_TABLES.items():
         value: Any = CONFIG_DEFAULTS

@@ -7,10 +7,10 @@ A missing or broken file is not an error: the answer comes from the built-in fal
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
-from core import catalogue
+from catalogue import selectors as catalogue
+from catalogue.serializers import BotDefaultsOutputSerializer, SystemModelsOutputSerializer
 from core.api import ok
 from core.openapi import envelope
-from core.system_serializers import BotDefaultsOutputSerializer, SystemModelsOutputSerializer
 
 SOURCE_HEADER = "X-Config-Source"
 
