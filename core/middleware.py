@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
-from core.context import request_id_from_header, request_id_var, request_started_var
+from core.context import current_request_var, request_id_from_header, request_id_var, request_started_var
 from core.envelope import error_response
 from core.errors import ErrorCode
 from core.exception_handlers import response_for_unhandled
@@ -30,7 +30,13 @@ class RequestContextMiddleware:
         # that line must still carry the id. The next request on this thread sets both again.
         request_id_var.set(request_id)
         request_started_var.set(time.perf_counter())
-        response = self.get_response(request)
+        # Reset afterwards (unlike the id): a write after the request (a test, a thread reusing the context)
+        # must not be attributed to this request's credential by the audit trail.
+        request_token = current_request_var.set(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_var.reset(request_token)
         response["X-Request-ID"] = request_id
         return response
 

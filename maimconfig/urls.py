@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v2/", include("activity.urls")),
     path("api/v2/", include("plugins.urls")),
     path("api/v2/", include("chat.urls")),
+    path("api/v2/", include("audit.urls")),
     path("api/v2/", include("catalogue.urls")),
     path("api/v1/", include("activity.urls_v1")),
     path("api/v1/", include("plugins.urls_v1")),
