@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils import timezone
 
+from core.models import ExactCharField
+
 
 class AgentActivity(models.Model):
     """One row per agent (spec §7): online while `expires_at > now`."""
@@ -36,12 +38,12 @@ class UsageLog(models.Model):
     agent = models.ForeignKey("agents.Agent", on_delete=models.SET_NULL, null=True, blank=True,
                               related_name="+")
     # Not a foreign key: the entry outlives its key, and writing it must not read the key again.
-    api_key_id = models.CharField(max_length=32, null=True, blank=True, db_index=True)
-    user_id = models.CharField(max_length=128, null=True, blank=True)
-    action = models.CharField(max_length=100)
+    api_key_id = ExactCharField(max_length=32, null=True, blank=True, db_index=True)
+    user_id = ExactCharField(max_length=128, null=True, blank=True)
+    action = ExactCharField(max_length=100)
     details = models.JSONField(null=True, blank=True)
     timestamp = models.DateTimeField(db_index=True)
-    request_id = models.CharField(max_length=128, blank=True, default="")
+    request_id = ExactCharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from core.models import CaseFoldKeyField, TimeStampedModel
+from core.models import CASEFOLD_KEY_MAX_LENGTH, CaseFoldKeyField, ExactCharField, TimeStampedModel
 
 
 class Agent(TimeStampedModel):
@@ -13,12 +13,12 @@ class Agent(TimeStampedModel):
         INACTIVE = "inactive"
         ARCHIVED = "archived"
 
-    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    id = ExactCharField(primary_key=True, max_length=32, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="agents")
     name = models.CharField(max_length=100)
-    name_key = CaseFoldKeyField(max_length=100, editable=False)
+    name_key = CaseFoldKeyField(max_length=CASEFOLD_KEY_MAX_LENGTH, editable=False)
     description = models.TextField(max_length=2000, null=True, blank=True)
-    template_id = models.CharField(max_length=50, null=True, blank=True)
+    template_id = ExactCharField(max_length=50, null=True, blank=True)
     config = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)

@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from core.models import CaseFoldKeyField, TimeStampedModel
+from core.models import CASEFOLD_KEY_MAX_LENGTH, CaseFoldKeyField, ExactCharField, TimeStampedModel
 
 
 def computed_status(disabled_at, expires_at, now) -> str:
@@ -23,15 +23,15 @@ class ApiKey(TimeStampedModel):
         DISABLED = "disabled"
         EXPIRED = "expired"
 
-    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    id = ExactCharField(primary_key=True, max_length=32, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="api_keys")
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
-    name_key = CaseFoldKeyField(max_length=100, editable=False)
+    name_key = CaseFoldKeyField(max_length=CASEFOLD_KEY_MAX_LENGTH, editable=False)
     description = models.TextField(max_length=2000, null=True, blank=True)
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    key_hint = models.CharField(max_length=16, editable=False)
-    previous_key_hash = models.CharField(max_length=64, null=True, blank=True, db_index=True, editable=False)
+    key_hash = ExactCharField(max_length=64, unique=True, editable=False)
+    key_hint = ExactCharField(max_length=16, editable=False)
+    previous_key_hash = ExactCharField(max_length=64, null=True, blank=True, db_index=True, editable=False)
     previous_key_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     permissions = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils import timezone
 
+from core.models import ExactCharField
+
 
 class ChatConversation(models.Model):
     """One conversation of one agent (spec §10): `(agent, conversation_id)` is unique; the same
@@ -10,7 +12,7 @@ class ChatConversation(models.Model):
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="chat_conversations")
-    conversation_id = models.CharField(max_length=128)
+    conversation_id = ExactCharField(max_length=128)
     created_at = models.DateTimeField(default=timezone.now)
     last_message_at = models.DateTimeField(default=timezone.now)
 
@@ -39,17 +41,17 @@ class ChatMessage(models.Model):
         LLM = "llm"
         OFFLINE = "offline"
 
-    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    id = ExactCharField(primary_key=True, max_length=32, editable=False)
     conversation = models.ForeignKey(ChatConversation, on_delete=models.CASCADE, related_name="messages")
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
-    api_key_id = models.CharField(max_length=32, null=True, blank=True,
+    api_key_id = ExactCharField(max_length=32, null=True, blank=True,
                                   help_text="The key that made the turn (kept for audit after the key is deleted).")
-    user_id = models.CharField(max_length=128, null=True, blank=True)
+    user_id = ExactCharField(max_length=128, null=True, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField()
     reply_to = models.OneToOneField("self", on_delete=models.CASCADE, null=True, blank=True, related_name="reply")
-    model = models.CharField(max_length=200, null=True, blank=True)
+    model = ExactCharField(max_length=200, null=True, blank=True)
     responder = models.CharField(max_length=16, choices=Responder.choices, null=True, blank=True)
     finish_reason = models.CharField(max_length=16, null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -57,7 +59,7 @@ class ChatMessage(models.Model):
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
     usage_estimated = models.BooleanField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    request_id = models.CharField(max_length=128, blank=True, default="")
+    request_id = ExactCharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

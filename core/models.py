@@ -20,12 +20,13 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
-class CaseFoldKeyField(models.CharField):
-    """The normalized (`str.casefold()`) copy of a name, holding its uniqueness constraint.
+class BinaryCollationMixin:
+    """On MySQL/MariaDB, give the column the binary collation `utf8mb4_bin`.
 
-    MariaDB's default utf8mb4 collations are accent-insensitive (`café` = `cafe`), but the spec
-    (§1.12) makes accents significant, so on MySQL/MariaDB the column uses a binary collation. SQLite
-    compares bytes already. Expression indexes (`Lower(name)`) are not created by MariaDB, hence a column.
+    MariaDB's default utf8mb4 collations fold case and accents, so `userabc` and `UserAbc` would be the same
+    conversation, user or action there (issue 12, item 1). SQLite compares bytes already and is left as is.
+    Not `db_collation=`: that names the collation on every database, and SQLite has no `utf8mb4_bin`.
+    A foreign key to such a primary key takes the same collation (Django copies the target's collation).
     """
 
     def db_parameters(self, connection):
@@ -33,6 +34,28 @@ class CaseFoldKeyField(models.CharField):
         if connection.vendor == "mysql":
             params["collation"] = "utf8mb4_bin"
         return params
+
+
+class ExactCharField(BinaryCollationMixin, models.CharField):
+    """A CharField compared exactly (byte for byte) on every database: identifiers, user ids, actions,
+    conversation ids, model names, hashes — any text used in a lookup, a uniqueness rule or a grouping."""
+
+
+class CaseFoldKeyField(BinaryCollationMixin, models.CharField):
+    """The normalized (`str.casefold()`) copy of a name, holding its uniqueness constraint.
+
+    MariaDB's default utf8mb4 collations are accent-insensitive (`café` = `cafe`), but the spec
+    (§1.12) makes accents significant, so on MySQL/MariaDB the column uses a binary collation. SQLite
+    compares bytes already. Expression indexes (`Lower(name)`) are not created by MariaDB, hence a column.
+
+    Case folding can lengthen a name up to three times (`"ß"` folds to `"ss"`, `"ﬃ"` to `"ffi"`), so the
+    column holds `CASEFOLD_KEY_MAX_LENGTH` characters for a 100-character name (issue 12, item 9).
+    """
+
+
+# The longest case folding of a 100-character name: no character folds to more than three (Unicode
+# SpecialCasing/CaseFolding "F" mappings).
+CASEFOLD_KEY_MAX_LENGTH = 300
 
 
 def casefold_name(name: str) -> str:

@@ -3,6 +3,7 @@
 from django.core.validators import RegexValidator
 from django.db import models
 
+from core.models import ExactCharField as CoreExactCharField
 from core.models import TimeStampedModel
 
 PLUGIN_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}\Z"
@@ -29,11 +30,11 @@ class PluginSetting(TimeStampedModel):
     partial indexes. A check constraint keeps it equal to `agent_id`.
     """
 
-    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    id = CoreExactCharField(primary_key=True, max_length=32, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="plugin_settings")
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, null=True, blank=True,
                               related_name="plugin_settings")
-    agent_scope = models.CharField(max_length=32, default="", blank=True, editable=False)
+    agent_scope = CoreExactCharField(max_length=32, default="", blank=True, editable=False)
     plugin_name = ExactCharField(max_length=100, validators=[plugin_name_validator])
     enabled = models.BooleanField(default=False)
     config = models.JSONField(default=dict, blank=True)

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from core.models import CaseFoldKeyField, TimeStampedModel
+from core.models import CASEFOLD_KEY_MAX_LENGTH, CaseFoldKeyField, ExactCharField, TimeStampedModel
 
 
 class Tenant(TimeStampedModel):
@@ -17,15 +17,15 @@ class Tenant(TimeStampedModel):
         INACTIVE = "inactive"
         SUSPENDED = "suspended"
 
-    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    id = ExactCharField(primary_key=True, max_length=32, editable=False)
     tenant_name = models.CharField(max_length=100)
-    name_key = CaseFoldKeyField(max_length=100, editable=False)
+    name_key = CaseFoldKeyField(max_length=CASEFOLD_KEY_MAX_LENGTH, editable=False)
     tenant_type = models.CharField(max_length=20, choices=TenantType.choices)
     description = models.TextField(max_length=2000, null=True, blank=True)
     contact_email = models.EmailField(max_length=254, null=True, blank=True)
     tenant_config = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
-    owner_id = models.CharField(max_length=50, null=True, blank=True)
+    owner_id = ExactCharField(max_length=50, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
