@@ -74,6 +74,46 @@ def is_openai_path(path: str) -> bool:
     return path.startswith(OPENAI_PREFIX)
 
 
+# Spec §16: the original answered handled errors with HTTP 200 and `success: false`. Clients that test the
+# status before reading `success` can ask for that back, server-wide or per request; the real status then
+# travels in this response header.
+LEGACY_ERRORS_HEADER = "X-MaimConfig-Legacy-Errors"
+LEGACY_STATUS_HEADER = "X-MaimConfig-Status"
+_LEGACY_ERRORS_META = "HTTP_X_MAIMCONFIG_LEGACY_ERRORS"
+_DOMAIN_PREFIXES = ("TENANT_", "AGENT_", "KEY_", "ACTIVITY_", "PLUGIN_")
+_DOMAIN_CODES = frozenset({"CHAT_001"})
+
+
+def is_domain_code(code: str) -> bool:
+    """A refusal about the caller's data (the original's own codes), as opposed to a generic failure
+    (validation, authentication, permission, limits, upstream, server) that keeps its status (§16)."""
+    return code.startswith(_DOMAIN_PREFIXES) or code in _DOMAIN_CODES
+
+
+def legacy_errors_requested(request) -> bool:
+    """`MAIMCONFIG_LEGACY_ERROR_STATUS` on, or the request sends `X-MaimConfig-Legacy-Errors: 1`."""
+    from django.conf import settings
+
+    if getattr(settings, "MAIMCONFIG_LEGACY_ERROR_STATUS", False):
+        return True
+    value = request.META.get(_LEGACY_ERRORS_META, "") if request is not None else ""
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def apply_legacy_status(request, response, code: str) -> None:
+    """The one place of the legacy error status (spec §16), called by both error paths (the DRF exception
+    handler and `error_response`): a domain-code error on an enveloped or bare `/api/` route answers 200
+    when the client asked for it, with the real status in `X-MaimConfig-Status`. Generic codes, 5xx and
+    the OpenAI-compatible `/v1/` routes (which the original never had) keep their status."""
+    status = response.status_code
+    if status < 400 or status >= 500 or not is_domain_code(code):
+        return
+    if request is None or is_openai_path(request.path) or not legacy_errors_requested(request):
+        return
+    response[LEGACY_STATUS_HEADER] = str(status)
+    response.status_code = 200
+
+
 def is_bare_v1_path(path: str) -> bool:
     """`/api/v1/plugins/settings` answers without the envelope, errors included (spec §8.1)."""
     return path.rstrip("/") == "/api/v1/plugins/settings"
@@ -102,6 +142,7 @@ def error_response(
         response[name] = value
     if status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    apply_legacy_status(request, response, code.value)
     return response
 
 

@@ -16,7 +16,13 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from core.envelope import WWW_AUTHENTICATE, error_response, is_openai_path, openai_error_body
+from core.envelope import (
+    WWW_AUTHENTICATE,
+    apply_legacy_status,
+    error_response,
+    is_openai_path,
+    openai_error_body,
+)
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.validation import NON_FIELD, flatten_errors
@@ -116,6 +122,7 @@ def api_exception_handler(exc, context):
         response[name] = value
     if app_error.status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    apply_legacy_status(request, response, app_error.code.value)
     return response
 
 

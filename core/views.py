@@ -134,6 +134,8 @@ class InfoView(OpsView):
                 "auth_mode": settings.MAIMCONFIG_AUTH_MODE,
                 "database": database_vendor(),
                 "cache": cache_kind(),
+                # Spec §16: the server-wide switch; a client may still ask per request with a header.
+                "legacy_error_status": settings.MAIMCONFIG_LEGACY_ERROR_STATUS,
             },
             "supported_features": [
                 "tenants", "agents", "agent_config", "api_keys", "key_verification", "agent_activity",
