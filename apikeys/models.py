@@ -39,6 +39,11 @@ class ApiKey(TimeStampedModel):
     metadata = models.JSONField(default=dict, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     usage_count = models.PositiveBigIntegerField(default=0, editable=False)
+    # Write-behind bookkeeping with Redis (apikeys.usage): the Redis running total of `usage_epoch` that
+    # `usage_count` already includes. A flush adds `total - usage_flushed` and sets both in one UPDATE, so
+    # applying the same total twice adds nothing (never double-counted).
+    usage_flushed = models.PositiveBigIntegerField(default=0, editable=False)
+    usage_epoch = models.CharField(max_length=32, default="", blank=True, editable=False)
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
