@@ -14,6 +14,8 @@ from django.utils import timezone
 from apikeys.keys import generate_key, hash_key, key_hint
 from apikeys.models import ApiKey
 from apikeys.usage import record_use_combined
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record, snapshot
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.ids import unique_id
@@ -22,6 +24,13 @@ from core.models import casefold_name
 KEY_NAME_TAKEN = "An API key named '{name}' already exists in this tenant."
 
 _UPDATABLE = ("name", "description", "permissions", "expires_at", "rate_limit_per_minute", "metadata")
+# What the audit trail records of a key (`key_hash` appears only as "********").
+_AUDITED = ("agent_id", *_UPDATABLE, "disabled_at", "key_hash")
+
+
+def _audit(action: AuditAction, key: ApiKey, before: dict | None, after: dict | None) -> None:
+    audit_record(action=action, target_type=AuditTarget.API_KEY, target_id=key.pk, tenant_id=key.tenant_id,
+                 before=before, after=after)
 
 
 def _name_taken(tenant_id: str, name: str, *, exclude_id: str | None = None) -> bool:
@@ -102,6 +111,7 @@ def apikey_create(
     )
     raw_key = _new_secret(key)
     _save_unique(key, force_insert=True)
+    _audit(AuditAction.API_KEY_CREATE, key, None, snapshot(key, _AUDITED))
     return key, raw_key
 
 
@@ -115,6 +125,7 @@ def apikey_update(*, api_key: ApiKey, data: dict[str, Any]) -> ApiKey:
     if "metadata" in data and data["metadata"] is None:
         data["metadata"] = {}
     changed = [f for f in _UPDATABLE if f in data and getattr(api_key, f) != data[f]]
+    before = snapshot(api_key, _AUDITED)
     now = timezone.now()
     status = data.get("status")
     if status == ApiKey.Status.DISABLED and api_key.disabled_at is None:
@@ -136,6 +147,10 @@ def apikey_update(*, api_key: ApiKey, data: dict[str, Any]) -> ApiKey:
             setattr(api_key, field, data[field])
     api_key.updated_at = now
     _save_unique(api_key, force_update=True, update_fields=[*changed, "updated_at"])
+    action = AuditAction.API_KEY_UPDATE
+    if set(changed) == {"disabled_at"}:
+        action = AuditAction.API_KEY_DISABLE if api_key.disabled_at else AuditAction.API_KEY_ENABLE
+    _audit(action, api_key, before, snapshot(api_key, _AUDITED))
     return api_key
 
 
@@ -147,6 +162,9 @@ def apikey_disable(*, api_key: ApiKey) -> ApiKey:
 def apikey_enable(*, api_key: ApiKey) -> ApiKey:
     """Enable (idempotent). An expired key stays `expired` until `expires_at` changes."""
     return apikey_update(api_key=api_key, data={"status": ApiKey.Status.ACTIVE})
+
+
+_ROTATED = ("key_hash", "previous_key_hash", "previous_key_expires_at", "rotated_at")
 
 
 @transaction.atomic
@@ -161,6 +179,7 @@ def apikey_rotate(*, api_key: ApiKey, grace_seconds: int = 0) -> tuple[ApiKey, s
     if status != ApiKey.Status.ACTIVE:
         raise ApplicationError(ErrorCode.KEY_003, f"Only an active key can be rotated; this key is {status}.",
                                tenant_id=api_key.tenant_id)
+    before = snapshot(api_key, _ROTATED)
     if grace_seconds > 0:
         api_key.previous_key_hash = locked.key_hash
         api_key.previous_key_expires_at = now + timedelta(seconds=grace_seconds)
@@ -172,6 +191,7 @@ def apikey_rotate(*, api_key: ApiKey, grace_seconds: int = 0) -> tuple[ApiKey, s
     api_key.updated_at = now
     api_key.save(update_fields=["key_hash", "key_hint", "previous_key_hash", "previous_key_expires_at",
                                 "rotated_at", "updated_at"])
+    _audit(AuditAction.API_KEY_ROTATE, api_key, before, snapshot(api_key, _ROTATED))
     return api_key, raw_key
 
 
@@ -179,7 +199,10 @@ def apikey_rotate(*, api_key: ApiKey, grace_seconds: int = 0) -> tuple[ApiKey, s
 def apikey_delete(*, api_key: ApiKey) -> dict[str, Any]:
     """Hard delete: the current and any previous secret answer AUTH_005 from the next request on."""
     key_id = api_key.pk
+    before = snapshot(api_key, _AUDITED)
     api_key.delete()
+    api_key.pk = key_id
+    _audit(AuditAction.API_KEY_DELETE, api_key, before, None)
     return {"id": key_id, "api_key_id": key_id, "deleted_at": timezone.now()}
 
 

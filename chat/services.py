@@ -372,5 +372,12 @@ def chat_batch(*, prepared: PreparedChat, items: list[tuple[int, TurnRequest]], 
 
 @transaction.atomic
 def conversation_delete(*, conversation: ChatConversation) -> None:
-    """Delete a conversation and its messages (operators, through the admin)."""
+    """Delete a conversation and its messages (operators, through the admin); audited."""
+    from audit.models import AuditAction, AuditTarget
+    from audit.services import audit_record
+
+    target_id, tenant_id = conversation.pk, conversation.tenant_id
+    before = {"agent_id": conversation.agent_id, "conversation_id": conversation.conversation_id}
     conversation.delete()
+    audit_record(action=AuditAction.CONVERSATION_DELETE, target_type=AuditTarget.CONVERSATION,
+                 target_id=target_id, tenant_id=tenant_id, before=before, after=None)

@@ -10,6 +10,18 @@ from rest_framework.authtoken.models import Token
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
 
 
+def _audit_token(user, *, rotated: bool, created_user: bool) -> None:
+    """One audit event per token issued (the token itself is never recorded). Imported here: `audit`
+    stands on `core`, so core reaches it only at call time."""
+    from audit.models import AuditAction, AuditTarget
+    from audit.services import audit_record
+
+    audit_record(action=AuditAction.OPERATOR_TOKEN_ROTATE if rotated else AuditAction.OPERATOR_TOKEN_CREATE,
+                 target_type=AuditTarget.OPERATOR, target_id=user.get_username(),
+                 changes={"token": [None if not rotated else "********", "********"],
+                          **({"user": [None, user.get_username()]} if created_user else {})})
+
+
 class OperatorError(Exception):
     """A refused operator command (bad username, or a user that is not an active operator)."""
 
@@ -36,7 +48,9 @@ def operator_ensure(*, username: str, rotate: bool = False) -> tuple[object, str
         return user, None, created
     if token is not None:
         token.delete()
-    return user, Token.objects.create(user=user).key, created
+    key = Token.objects.create(user=user).key
+    _audit_token(user, rotated=token is not None, created_user=created)
+    return user, key, created
 
 
 @transaction.atomic
@@ -48,4 +62,5 @@ def first_operator_create() -> tuple[str, str, str] | None:
     password = secrets.token_urlsafe(18)
     user = user_model.objects.create_superuser(username="admin", email=None, password=password)
     token = Token.objects.create(user=user)
+    _audit_token(user, rotated=False, created_user=True)
     return user.username, password, token.key

@@ -6,12 +6,20 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record, snapshot
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.ids import unique_id
 from plugins.models import PLUGIN_NAME_PATTERN, PluginSetting
 
 ID_PREFIX = "ps_"
+_AUDITED = ("plugin_name", "agent_id", "enabled", "config")
+
+
+def _audit(action: AuditAction, setting: PluginSetting, before: dict | None, after: dict | None) -> None:
+    audit_record(action=action, target_type=AuditTarget.PLUGIN_SETTING, target_id=setting.pk,
+                 tenant_id=setting.tenant_id, before=before, after=after)
 _NAME = re.compile(PLUGIN_NAME_PATTERN)
 
 
@@ -47,6 +55,7 @@ def _check_values(*, plugin_name: str | None = None, config: Any = None) -> None
 
 
 def _apply(setting: PluginSetting, *, enabled: bool | None, config: dict | None) -> bool:
+    before = snapshot(setting, _AUDITED)
     changed = []
     if enabled is not None and setting.enabled != enabled:
         setting.enabled = enabled
@@ -57,6 +66,7 @@ def _apply(setting: PluginSetting, *, enabled: bool | None, config: dict | None)
     if changed:
         setting.updated_at = timezone.now()
         setting.save(update_fields=[*changed, "updated_at"])
+        _audit(AuditAction.PLUGIN_SETTING_UPDATE, setting, before, snapshot(setting, _AUDITED))
     return bool(changed)
 
 
@@ -87,6 +97,7 @@ def plugin_setting_upsert(
         try:
             with transaction.atomic():
                 setting.save(force_insert=True)
+            _audit(AuditAction.PLUGIN_SETTING_CREATE, setting, None, snapshot(setting, _AUDITED))
             return setting, True
         except IntegrityError:
             # Only reachable when a writer bypassed the tenant lock; the row exists now.
@@ -110,5 +121,6 @@ def plugin_setting_update(*, setting: PluginSetting, data: dict[str, Any]) -> Pl
 def plugin_setting_delete(*, setting: PluginSetting) -> dict[str, Any]:
     """Delete one row. A tenant default's deletion leaves the agents' overrides untouched."""
     result = {"id": setting.pk, "tenant_id": setting.tenant_id, "deleted_at": timezone.now()}
-    PluginSetting.objects.filter(pk=setting.pk).delete()
+    if PluginSetting.objects.filter(pk=setting.pk).delete()[0]:
+        _audit(AuditAction.PLUGIN_SETTING_DELETE, setting, snapshot(setting, _AUDITED), None)
     return result

@@ -6,6 +6,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record, snapshot
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.ids import unique_id
@@ -15,6 +17,11 @@ from tenants.models import Tenant
 TENANT_NAME_TAKEN = "A tenant named '{name}' already exists."
 
 _UPDATABLE = ("tenant_name", "tenant_type", "description", "contact_email", "tenant_config", "status", "owner_id")
+
+
+def _audit(action: AuditAction, tenant: Tenant, before: dict | None, after: dict | None) -> None:
+    audit_record(action=action, target_type=AuditTarget.TENANT, target_id=tenant.pk, tenant_id=tenant.pk,
+                 before=before, after=after)
 
 
 def _differs(old: Any, new: Any) -> bool:
@@ -65,6 +72,7 @@ def tenant_create(
     )
     tenant.full_clean(exclude=["id", "name_key"], validate_unique=False, validate_constraints=False)
     _save_unique(tenant, tenant_name, force_insert=True)
+    _audit(AuditAction.TENANT_CREATE, tenant, None, snapshot(tenant, _UPDATABLE))
     return tenant
 
 
@@ -74,6 +82,7 @@ def tenant_update(*, tenant: Tenant, data: dict[str, Any]) -> Tenant:
     changed = [f for f in _UPDATABLE if f in data and _differs(getattr(tenant, f), data[f])]
     if not changed:
         return tenant
+    before = snapshot(tenant, changed)
     if "tenant_name" in changed:
         if _name_taken(data["tenant_name"], exclude_id=tenant.pk):
             raise ApplicationError(ErrorCode.TENANT_002, TENANT_NAME_TAKEN.format(name=data["tenant_name"]),
@@ -87,6 +96,7 @@ def tenant_update(*, tenant: Tenant, data: dict[str, Any]) -> Tenant:
     tenant.full_clean(exclude=["id", "name_key"], validate_unique=False, validate_constraints=False)
     tenant.updated_at = timezone.now()
     _save_unique(tenant, tenant.tenant_name, force_update=True, update_fields=[*changed, "updated_at"])
+    _audit(AuditAction.TENANT_UPDATE, tenant, before, snapshot(tenant, before))
     if was_active and not tenant.is_active:
         _on_tenant_deactivated(tenant)
     return tenant
@@ -103,5 +113,7 @@ def _on_tenant_deactivated(tenant: Tenant) -> None:
 def tenant_delete(*, tenant: Tenant) -> dict[str, Any]:
     """Hard delete; the database cascades to everything the tenant owns (spec §3.6)."""
     tenant_id = tenant.pk
+    before = snapshot(tenant, _UPDATABLE)
     tenant.delete()
+    _audit(AuditAction.TENANT_DELETE, Tenant(pk=tenant_id), before, None)
     return {"id": tenant_id, "tenant_id": tenant_id, "deleted_at": timezone.now()}
