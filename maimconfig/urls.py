@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v2/", include("chat.urls")),
     path("api/v2/", include("audit.urls")),
     path("api/v2/", include("catalogue.urls")),
+    path("api/v2/", include("metering.urls")),
     path("api/v1/", include("activity.urls_v1")),
     path("api/v1/", include("plugins.urls_v1")),
     path("v1/", include("chat.urls_openai")),
