@@ -4,6 +4,7 @@ from functools import cache
 
 from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import inline_serializer
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 
@@ -48,7 +49,16 @@ def paginated_envelope(serializer):
     """The envelope of a paginated list of `serializer` (component `<Name>PageEnvelope`)."""
     page = inline_serializer(
         name=f"{_name(serializer)}Page",
-        fields={"items": serializer(many=True), "pagination": PaginationOutputSerializer()},
+        fields={
+            "items": serializer(many=True),
+            "pagination": PaginationOutputSerializer(),
+            # The original's list fields (spec §16), always present beside `pagination`.
+            "total": serializers.IntegerField(help_text=_("Same as pagination.total (the original's field).")),
+            "page": serializers.IntegerField(help_text=_("Same as pagination.page (the original's field).")),
+            "size": serializers.IntegerField(help_text=_("Same as pagination.page_size (the original's field).")),
+            "pages": serializers.IntegerField(
+                help_text=_("Same as pagination.total_pages (the original's field).")),
+        },
     )
     result = inline_serializer(name=f"{_name(serializer)}PageEnvelope", fields=_envelope_fields(page))
     # The envelope is already the whole answer: drf-spectacular must not wrap a list view's response in

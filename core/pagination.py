@@ -11,6 +11,14 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 10**9
 
+# The original's pagination fields, kept beside `pagination` in every list's `data` (spec §16).
+LEGACY_PAGE_FIELDS = {
+    "total": ("Same as pagination.total (the original's field).", 41),
+    "page": ("Same as pagination.page (the original's field).", 2),
+    "size": ("Same as pagination.page_size (the original's field).", 20),
+    "pages": ("Same as pagination.total_pages (the original's field).", 3),
+}
+
 
 def _parse(params, name: str, *, min_value: int, max_value: int | None, default: int) -> int:
     raw = params.get(name)
@@ -65,6 +73,11 @@ class EnvelopePagination(BasePagination):
                 "has_next": self.page < total_pages,
                 "has_prev": self.page > 1,
             },
+            # The original's list fields (spec §16), always sent beside `pagination` for its clients.
+            "total": self.total,
+            "page": self.page,
+            "size": self.page_size,
+            "pages": total_pages,
         }
 
     def get_paginated_response(self, data):
@@ -75,9 +88,11 @@ class EnvelopePagination(BasePagination):
     def get_paginated_response_schema(self, schema):
         return {
             "type": "object",
-            "required": ["items", "pagination"],
+            "required": ["items", "pagination", *LEGACY_PAGE_FIELDS],
             "properties": {
                 "items": schema,
+                **{name: {"type": "integer", "description": text, "example": example}
+                   for name, (text, example) in LEGACY_PAGE_FIELDS.items()},
                 "pagination": {
                     "type": "object",
                     "properties": {
