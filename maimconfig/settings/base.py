@@ -101,6 +101,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    # The language of the admin and of API `message`/`error` (spec §1.3): the `django_language` cookie set
+    # by the admin's switcher, else Accept-Language (zh, zh-CN, zh-Hans, zh-SG -> zh-hans), else English.
+    # Before the body guard, so a refused body is answered in the caller's language too.
+    "django.middleware.locale.LocaleMiddleware",
     "core.middleware.ApiBodyGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -171,7 +175,10 @@ AUTH_PASSWORD_VALIDATORS = [
 CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 
 # --- I18N / time ----------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# Operators and bots read English or Simplified Chinese; the catalogue is locale/zh_Hans (`make messages`).
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
