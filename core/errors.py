@@ -8,9 +8,14 @@ handler turns it into the envelope. Nothing else in the project defines error co
 from dataclasses import dataclass
 from enum import Enum
 
+from django.utils.translation import gettext_noop as _N
+
 
 @dataclass(frozen=True)
 class ErrorSpec:
+    """`message` and `error` are English msgids (marked for `make messages`); the envelope builder
+    (`core.envelope.build_envelope`) translates them into the request's language (spec §1.3)."""
+
     status: int
     message: str
     error: str
@@ -63,67 +68,67 @@ class ErrorCode(str, Enum):
 
 
 CATALOGUE: dict[ErrorCode, ErrorSpec] = {
-    ErrorCode.VALIDATION_ERROR: ErrorSpec(400, "Request validation failed", "The request is invalid."),
+    ErrorCode.VALIDATION_ERROR: ErrorSpec(400, _N("Request validation failed"), _N("The request is invalid.")),
     ErrorCode.NOT_AUTHENTICATED: ErrorSpec(
-        401, "Authentication required", "Authentication credentials were not provided or are invalid."
+        401, _N("Authentication required"), _N("Authentication credentials were not provided or are invalid.")
     ),
     ErrorCode.PERMISSION_DENIED: ErrorSpec(
-        403, "Permission denied", "You do not have permission to perform this action."
+        403, _N("Permission denied"), _N("You do not have permission to perform this action.")
     ),
-    ErrorCode.NOT_FOUND: ErrorSpec(404, "Not found", "The requested resource does not exist."),
+    ErrorCode.NOT_FOUND: ErrorSpec(404, _N("Not found"), _N("The requested resource does not exist.")),
     ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(
-        405, "Method not allowed", "This method is not allowed on this route."
+        405, _N("Method not allowed"), _N("This method is not allowed on this route.")
     ),
     ErrorCode.PAYLOAD_TOO_LARGE: ErrorSpec(
-        413, "Payload too large", "The request body is larger than the service accepts."
+        413, _N("Payload too large"), _N("The request body is larger than the service accepts.")
     ),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: ErrorSpec(
-        415, "Unsupported media type", "The request body must be sent as application/json."
+        415, _N("Unsupported media type"), _N("The request body must be sent as application/json.")
     ),
-    ErrorCode.RATE_LIMITED: ErrorSpec(429, "Too many requests", "Request rate limit exceeded."),
+    ErrorCode.RATE_LIMITED: ErrorSpec(429, _N("Too many requests"), _N("Request rate limit exceeded.")),
     ErrorCode.INTERNAL_ERROR: ErrorSpec(
-        500, "Internal server error", "An unexpected error occurred while handling the request."
+        500, _N("Internal server error"), _N("An unexpected error occurred while handling the request.")
     ),
     ErrorCode.SERVICE_UNAVAILABLE: ErrorSpec(
-        503, "Service unavailable", "The database is unreachable; try again later."
+        503, _N("Service unavailable"), _N("The database is unreachable; try again later.")
     ),
-    ErrorCode.TENANT_002: ErrorSpec(409, "Tenant name already in use", "A tenant with this name already exists."),
-    ErrorCode.TENANT_003: ErrorSpec(404, "Tenant not found", "The tenant does not exist."),
-    ErrorCode.TENANT_008: ErrorSpec(409, "Tenant is not active", "The tenant is not active."),
-    ErrorCode.AGENT_001: ErrorSpec(404, "Tenant not found", "The tenant named for the agent does not exist."),
+    ErrorCode.TENANT_002: ErrorSpec(409, _N("Tenant name already in use"), _N("A tenant with this name already exists.")),
+    ErrorCode.TENANT_003: ErrorSpec(404, _N("Tenant not found"), _N("The tenant does not exist.")),
+    ErrorCode.TENANT_008: ErrorSpec(409, _N("Tenant is not active"), _N("The tenant is not active.")),
+    ErrorCode.AGENT_001: ErrorSpec(404, _N("Tenant not found"), _N("The tenant named for the agent does not exist.")),
     ErrorCode.AGENT_002: ErrorSpec(
-        409, "Agent name already in use", "An agent with this name already exists in this tenant."
+        409, _N("Agent name already in use"), _N("An agent with this name already exists in this tenant.")
     ),
-    ErrorCode.AGENT_004: ErrorSpec(404, "Agent not found", "The agent does not exist."),
+    ErrorCode.AGENT_004: ErrorSpec(404, _N("Agent not found"), _N("The agent does not exist.")),
     ErrorCode.AGENT_011: ErrorSpec(
-        400, "Agent config references a system provider", "The agent config references a system provider."
+        400, _N("Agent config references a system provider"), _N("The agent config references a system provider.")
     ),
-    ErrorCode.AGENT_012: ErrorSpec(400, "Agent config invalid", "The agent config is invalid."),
-    ErrorCode.AGENT_013: ErrorSpec(409, "Agent is not active", "The agent is not active."),
-    ErrorCode.KEY_001: ErrorSpec(404, "API key not found", "The API key does not exist."),
+    ErrorCode.AGENT_012: ErrorSpec(400, _N("Agent config invalid"), _N("The agent config is invalid.")),
+    ErrorCode.AGENT_013: ErrorSpec(409, _N("Agent is not active"), _N("The agent is not active.")),
+    ErrorCode.KEY_001: ErrorSpec(404, _N("API key not found"), _N("The API key does not exist.")),
     ErrorCode.KEY_002: ErrorSpec(
-        409, "API key name already in use", "An API key with this name already exists in this tenant."
+        409, _N("API key name already in use"), _N("An API key with this name already exists in this tenant.")
     ),
     ErrorCode.KEY_003: ErrorSpec(
-        409, "Operation not allowed in the key's status", "The operation is not allowed in the key's current status."
+        409, _N("Operation not allowed in the key's status"), _N("The operation is not allowed in the key's current status.")
     ),
-    ErrorCode.AUTH_001: ErrorSpec(401, "Invalid API key format", "The API key format is invalid."),
-    ErrorCode.AUTH_002: ErrorSpec(401, "API key expired", "The API key has expired."),
-    ErrorCode.AUTH_003: ErrorSpec(403, "Permission not granted", "The API key lacks the required permission."),
-    ErrorCode.AUTH_004: ErrorSpec(401, "API key disabled", "The API key is disabled."),
-    ErrorCode.AUTH_005: ErrorSpec(401, "API key not found", "The API key is unknown."),
-    ErrorCode.AUTH_006: ErrorSpec(403, "Tenant not active", "The API key's tenant is not active."),
-    ErrorCode.AUTH_007: ErrorSpec(403, "Agent not active", "The API key's agent is not active."),
+    ErrorCode.AUTH_001: ErrorSpec(401, _N("Invalid API key format"), _N("The API key format is invalid.")),
+    ErrorCode.AUTH_002: ErrorSpec(401, _N("API key expired"), _N("The API key has expired.")),
+    ErrorCode.AUTH_003: ErrorSpec(403, _N("Permission not granted"), _N("The API key lacks the required permission.")),
+    ErrorCode.AUTH_004: ErrorSpec(401, _N("API key disabled"), _N("The API key is disabled.")),
+    ErrorCode.AUTH_005: ErrorSpec(401, _N("API key not found"), _N("The API key is unknown.")),
+    ErrorCode.AUTH_006: ErrorSpec(403, _N("Tenant not active"), _N("The API key's tenant is not active.")),
+    ErrorCode.AUTH_007: ErrorSpec(403, _N("Agent not active"), _N("The API key's agent is not active.")),
     ErrorCode.AUTH_008: ErrorSpec(
-        429, "API key rate limit reached", "The API key's per-minute rate limit has been reached."
+        429, _N("API key rate limit reached"), _N("The API key's per-minute rate limit has been reached.")
     ),
-    ErrorCode.ACTIVITY_002: ErrorSpec(404, "Heartbeat refused", "The heartbeat was refused."),
-    ErrorCode.PLUGIN_001: ErrorSpec(404, "Plugin setting not found", "The plugin setting does not exist."),
-    ErrorCode.CHAT_001: ErrorSpec(404, "Conversation not found", "The conversation does not exist for this agent."),
+    ErrorCode.ACTIVITY_002: ErrorSpec(404, _N("Heartbeat refused"), _N("The heartbeat was refused.")),
+    ErrorCode.PLUGIN_001: ErrorSpec(404, _N("Plugin setting not found"), _N("The plugin setting does not exist.")),
+    ErrorCode.CHAT_001: ErrorSpec(404, _N("Conversation not found"), _N("The conversation does not exist for this agent.")),
     ErrorCode.CHAT_002: ErrorSpec(
-        502, "Upstream model failed", "The language model returned an error or an unusable response."
+        502, _N("Upstream model failed"), _N("The language model returned an error or an unusable response.")
     ),
-    ErrorCode.CHAT_003: ErrorSpec(504, "Upstream model timed out", "The language model did not answer in time."),
+    ErrorCode.CHAT_003: ErrorSpec(504, _N("Upstream model timed out"), _N("The language model did not answer in time.")),
 }
 
 assert set(CATALOGUE) == set(ErrorCode), "every error code needs a catalogue entry"
