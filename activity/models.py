@@ -13,6 +13,9 @@ class AgentActivity(models.Model):
                                  related_name="activity")
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
     last_seen_at = models.DateTimeField()
+    # Set by real heartbeats only: agent creation writes a 12-hour row (spec §4.2) with this left empty,
+    # so the console can tell an agent that never connected from one that is online.
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     ttl_seconds = models.PositiveIntegerField()
     expires_at = models.DateTimeField(db_index=True)
 

@@ -44,10 +44,10 @@ def _heartbeat_sql(vendor: str) -> str:
 
     q = connection.ops.quote_name
     activity, agent, tenant = (q(m._meta.db_table) for m in (AgentActivity, Agent, Tenant))
-    columns = ("tenant_id", "last_seen_at", "ttl_seconds", "expires_at")
+    columns = ("tenant_id", "last_seen_at", "ttl_seconds", "expires_at", "heartbeat_at")
     insert = (
         f"INSERT INTO {activity} ({q('agent_id')}, {', '.join(q(c) for c in columns)}) "
-        f"SELECT a.{q('id')}, a.{q('tenant_id')}, %s, %s, %s FROM {agent} a "
+        f"SELECT a.{q('id')}, a.{q('tenant_id')}, %s, %s, %s, %s FROM {agent} a "
         f"INNER JOIN {tenant} t ON t.{q('id')} = a.{q('tenant_id')} "
         f"WHERE a.{q('id')} = %s AND a.{q('tenant_id')} = %s AND a.{q('status')} = %s AND t.{q('status')} = %s "
     )
@@ -96,7 +96,7 @@ def activity_heartbeat(*, tenant_id: str, agent_id: str, ttl_seconds: int = DEFA
     now = timezone.now()
     expires_at = now + timedelta(seconds=ttl_seconds)
     adapt = connection.ops.adapt_datetimefield_value
-    params = [adapt(now), ttl_seconds, adapt(expires_at), agent_id, tenant_id, Agent.Status.ACTIVE,
+    params = [adapt(now), ttl_seconds, adapt(expires_at), adapt(now), agent_id, tenant_id, Agent.Status.ACTIVE,
               Tenant.Status.ACTIVE]
     sql = _heartbeat_sql(connection.vendor)
     for attempt in range(_UPSERT_ATTEMPTS):
@@ -118,7 +118,7 @@ def activity_heartbeat(*, tenant_id: str, agent_id: str, ttl_seconds: int = DEFA
     else:  # pragma: no cover - only after repeated races with status changes
         raise _refusal("agent_not_found", 404, "The agent does not exist.", tenant_id)
     return AgentActivity(agent_id=agent_id, tenant_id=tenant_id, last_seen_at=now, ttl_seconds=ttl_seconds,
-                         expires_at=expires_at)
+                         expires_at=expires_at, heartbeat_at=now)
 
 
 def activity_go_offline(*, agent_id: str, tenant_id: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from django.http import JsonResponse
+from django.utils.translation import gettext
 
 from core.context import request_id_var, request_started_var
 from core.errors import ErrorCode
@@ -46,17 +47,24 @@ def build_envelope(
     error: str | None = None,
     error_code: str | None = None,
 ) -> dict[str, Any]:
+    """`message` and `error` are translated here, into the language LocaleMiddleware activated from the
+    request (spec §1.3): the catalogue's msgids (core.errors) and any other marked English sentence; lazy
+    strings are rendered in that language; text without a translation stays as given."""
     return {
         "success": success,
-        "message": message,
+        "message": _translated(message),
         "data": data,
         "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "request_id": request_id_var.get(),
         "tenant_id": tenant_id,
         "execution_time": _execution_time(),
-        "error": error,
+        "error": _translated(error),
         "error_code": error_code,
     }
+
+
+def _translated(text: Any) -> Any:
+    return gettext(str(text)) if text else text
 
 
 def openai_error_body(code: str, status: int, error: str, param: str | None = None) -> dict[str, Any]:
