@@ -55,10 +55,10 @@ def usage_summary_range(*, since: datetime | None, until: datetime | None,
     path = "until" if until is not None else "since"
     until = until or now or timezone.now()
     if since is None:
-        try:
-            since = until - SUMMARY_DEFAULT_RANGE
-        except OverflowError:  # `until` in the first week of year 1
-            since = datetime.min.replace(tzinfo=dt_timezone.utc)
+        # Never before year 1000: date-times are written with four-digit years (spec §1.9), and no entry can
+        # be older since earlier inputs are refused (`until=1000-01-03` printed `999-12-27…`, issue 12).
+        earliest = datetime(1000, 1, 1, tzinfo=dt_timezone.utc)
+        since = until - SUMMARY_DEFAULT_RANGE if until - earliest > SUMMARY_DEFAULT_RANGE else earliest
     if since >= until:
         raise validation_error({path: ["The range is empty: since must be before until."]})
     if until - since > SUMMARY_MAX_RANGE:

@@ -20,6 +20,7 @@ from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.ids import unique_id
 from core.models import casefold_name
+from core.validation import json_differs
 
 KEY_NAME_TAKEN = "An API key named '{name}' already exists in this tenant."
 
@@ -124,7 +125,7 @@ def apikey_update(*, api_key: ApiKey, data: dict[str, Any]) -> ApiKey:
     data = dict(data)
     if "metadata" in data and data["metadata"] is None:
         data["metadata"] = {}
-    changed = [f for f in _UPDATABLE if f in data and getattr(api_key, f) != data[f]]
+    changed = [f for f in _UPDATABLE if f in data and json_differs(getattr(api_key, f), data[f])]
     before = snapshot(api_key, _AUDITED)
     now = timezone.now()
     status = data.get("status")

@@ -11,7 +11,10 @@ import unicodedata
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+
+from core.validation import MAX_JSON_NESTING, too_deep
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -111,6 +114,8 @@ class JSONObjectField(serializers.JSONField):
         "not_object": "Must be a JSON object.",
         "too_large": "Must be at most {max_bytes} bytes when serialized.",
         "not_finite": "Must not contain numbers outside the range of JSON (such as 1e999).",
+        "too_deep": _("Must not nest objects and arrays more than {limit} levels deep."),
+        "not_unicode": _("Must not contain strings that are not valid Unicode (such as a lone surrogate \\ud800)."),
     }
 
     def __init__(self, *, max_bytes: int | None = None, **kwargs):
@@ -120,11 +125,19 @@ class JSONObjectField(serializers.JSONField):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             self.fail("not_object")
+        # The one depth rule of stored JSON (core.validation.MAX_JSON_DEPTH): MariaDB refuses deeper values
+        # with an IntegrityError, so it is checked here, before the database sees the value.
+        if too_deep(data):
+            self.fail("too_deep", limit=MAX_JSON_NESTING)
         try:
             text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except ValueError:  # 1e999 parses as infinity, which JSON (and the database) cannot hold
             self.fail("not_finite")
-        if self.max_bytes is not None and len(text.encode("utf-8")) > self.max_bytes:
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("not_unicode")
+        if self.max_bytes is not None and len(encoded) > self.max_bytes:
             self.fail("too_large", max_bytes=self.max_bytes)
         return data
 

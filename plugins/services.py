@@ -11,6 +11,7 @@ from audit.services import audit_record, snapshot
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.ids import unique_id
+from core.validation import json_differs
 from plugins.models import PLUGIN_NAME_PATTERN, PluginSetting
 
 ID_PREFIX = "ps_"
@@ -60,7 +61,7 @@ def _apply(setting: PluginSetting, *, enabled: bool | None, config: dict | None)
     if enabled is not None and setting.enabled != enabled:
         setting.enabled = enabled
         changed.append("enabled")
-    if config is not None and setting.config != config:
+    if config is not None and json_differs(setting.config, config):  # JSON-strict: 1, 1.0 and true differ
         setting.config = config
         changed.append("config")
     if changed:

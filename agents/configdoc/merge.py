@@ -10,10 +10,10 @@ from agents.configdoc.paths import path_of
 from agents.configdoc.secrets import (
     MASK, StoredSecret, decrypts_to, encrypt_secret, provider_key, providers, stored_keys,
 )
-from agents.configdoc.validation import NOT_AN_OBJECT, check_system_providers, raise_if_invalid
+from agents.configdoc.validation import NOT_AN_OBJECT, TOO_DEEP, check_system_providers, raise_if_invalid
 from core.errors import ErrorCode
 from core.exceptions import validation_error
-from core.validation import NON_FIELD
+from core.validation import NON_FIELD, too_deep
 
 RESERVED_TOP_LEVEL = "warnings"
 MASK_WITHOUT_KEY = "The masked value can only keep an existing key; send the real key."
@@ -116,6 +116,8 @@ def prepare_write(stored: dict | None, request_doc: Any, *, mode: str = "merge",
     """
     if not isinstance(request_doc, dict):
         raise validation_error({prefix or whole_key: [NOT_AN_OBJECT]}, code=ErrorCode.AGENT_012)
+    if too_deep(request_doc):  # before any deepcopy (issue 12, item 7)
+        raise validation_error({prefix or whole_key: [TOO_DEEP]}, code=ErrorCode.AGENT_012)
     normalized = normalize_document(request_doc, stored=stored, prefix=prefix)
     if mode == "replace":
         result = strip_nulls(normalized)

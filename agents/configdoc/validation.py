@@ -13,13 +13,13 @@ from catalogue.schema import CONFIG_SCHEMA, KNOWN_TASKS, NOT_AN_OBJECT, describe
 from catalogue.selectors import system_model_names, system_provider_names
 from core.errors import ErrorCode
 from core.exceptions import validation_error
-from core.validation import NON_FIELD
+from core.validation import MAX_JSON_DEPTH, MAX_JSON_NESTING, NON_FIELD, too_deep
 
 MAX_DOCUMENT_BYTES = 256 * 1024
-MAX_DEPTH = 32
+MAX_DEPTH = MAX_JSON_DEPTH  # the one depth rule of stored JSON (core.validation): 31 nested objects/arrays
 
 TOO_LARGE = f"The configuration document must be at most {MAX_DOCUMENT_BYTES} bytes when serialized."
-TOO_DEEP = f"The configuration document must not be nested deeper than {MAX_DEPTH} levels."
+TOO_DEEP = f"The configuration document must not nest objects and arrays more than {MAX_JSON_NESTING} levels deep."
 NOT_FINITE = "The configuration document must not contain numbers outside the range of JSON (such as 1e999)."
 DUPLICATE_NAME = "Names must be unique within {list_name} (case-insensitive); '{name}' is repeated."
 SYSTEM_PROVIDER_DEFINED = "'{name}' is a system provider; agents cannot define a provider with this name."
@@ -33,19 +33,18 @@ def _document_size(doc: dict) -> int:
 
 
 def _check_limits(doc: dict) -> str | None:
-    stack = [(doc, 1)]
+    if too_deep(doc):
+        return TOO_DEEP
+    stack = [doc]
     while stack:
-        value, level = stack.pop()
+        value = stack.pop()
         if isinstance(value, float):
             if not math.isfinite(value):
                 return NOT_FINITE
-            continue
-        if level > MAX_DEPTH:
-            return TOO_DEEP
-        if isinstance(value, dict):
-            stack.extend((v, level + 1) for v in value.values() if isinstance(v, (dict, list, float)))
+        elif isinstance(value, dict):
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list, float)))
         elif isinstance(value, list):
-            stack.extend((v, level + 1) for v in value if isinstance(v, (dict, list, float)))
+            stack.extend(v for v in value if isinstance(v, (dict, list, float)))
     if _document_size(doc) > MAX_DOCUMENT_BYTES:
         return TOO_LARGE
     return None
