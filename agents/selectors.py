@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import BooleanField, F, QuerySet
 from django.db.models.expressions import RawSQL
 
-from agents.models import Agent
+from agents.models import Agent, AgentConfigVersion
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.ids import id_pattern
@@ -68,3 +68,8 @@ def agent_list(*, tenant_id: str | None = None, status: str | None = None, tag: 
         # search is case-insensitive on every database.
         query = query.filter(name_key__contains=casefold_name(search))
     return query.order_by("-created_at", "-id")
+
+
+def config_version_list(*, agent: Agent) -> QuerySet[AgentConfigVersion]:
+    """The agent's configuration versions newest first, without their documents."""
+    return AgentConfigVersion.objects.filter(agent_id=agent.pk).defer("document").order_by("-number")

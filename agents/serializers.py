@@ -10,8 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents import configdoc
-from agents.models import Agent
-from core.fields import NameField, QueryBooleanField, StrictCharField
+from agents.models import Agent, AgentConfigVersion
+from core.fields import NameField, QueryBooleanField, StrictCharField, StrictIntegerField
 
 TAGS_MAX_ITEMS = 20
 TAG_MAX_LENGTH = 50
@@ -113,7 +113,9 @@ class AgentConfigBodyInputSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         super().to_internal_value(data)  # rejects a non-object with VALIDATION_ERROR at non_field_errors
-        return dict(data)
+        # `config_version` is read-only (the responses carry it next to `warnings`); a client sending back
+        # what it read must not store it into the document (spec §1.2: read-only fields are ignored).
+        return {key: value for key, value in data.items() if key != "config_version"}
 
 
 class AgentOutputSerializer(serializers.ModelSerializer):
@@ -128,7 +130,7 @@ class AgentOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Agent
         fields = ["id", "agent_id", "tenant_id", "name", "description", "template_id", "config", "config_warnings",
-                  "status", "tags", "is_online", "last_seen_at", "created_at", "updated_at"]
+                  "config_version", "status", "tags", "is_online", "last_seen_at", "created_at", "updated_at"]
         read_only_fields = fields
 
     def _system_models(self) -> set[str]:
@@ -158,3 +160,56 @@ class AgentDeletedOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     agent_id = serializers.CharField()
     deleted_at = serializers.DateTimeField()
+
+
+@extend_schema_field({
+    "type": "object",
+    "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2, "items": {}},
+    "description": "The diff to the previous version: {\"path\": [before, after]} with dotted paths into the "
+                   "document; provider keys appear as \"********\"; null stands for absent.",
+    "example": {"persona.personality": ["A terse helper.", "A cheerful helper."]},
+})
+class ConfigChangesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(AgentConfigResponseSerializer)
+class VersionDocumentField(serializers.JSONField):
+    """The document of a version as the config routes show documents (masked, with `warnings`)."""
+
+
+class AgentConfigVersionOutputSerializer(serializers.ModelSerializer):
+    """A version in the list: who, when, why; no document."""
+
+    version = serializers.IntegerField(source="number", read_only=True)
+    changed_paths = serializers.SerializerMethodField(
+        help_text="The document paths this version changed (the full diff is on the version's own route).")
+
+    class Meta:
+        model = AgentConfigVersion
+        fields = ["version", "created_at", "actor", "request_id", "source", "restored_from", "changed_paths"]
+        read_only_fields = fields
+
+    def get_changed_paths(self, version) -> list[str]:
+        return list(version.changes or {})
+
+
+class AgentConfigVersionDetailOutputSerializer(serializers.Serializer):
+    """One version with its (masked) document and its diff to the previous version."""
+
+    agent_id = serializers.CharField()
+    version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    request_id = serializers.CharField(allow_null=True)
+    source = serializers.ChoiceField(choices=AgentConfigVersion.Source.choices)
+    restored_from = serializers.IntegerField(allow_null=True)
+    is_current = serializers.BooleanField()
+    document = VersionDocumentField(help_text="The document of this version, provider keys masked, "
+                                                       "with its warnings; the effective view with ?effective=true.")
+    changes = ConfigChangesField()
+
+
+class AgentConfigRollbackInputSerializer(serializers.Serializer):
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1,
+                                 help_text="The version whose document becomes current again (as a new version).")

@@ -12,7 +12,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents import configdoc
-from agents.models import Agent
+from agents.models import Agent, AgentConfigVersion
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record, changes_between, snapshot
+from core.context import current_actor, current_request_id
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.ids import unique_id
@@ -68,6 +71,32 @@ def _config_write(stored: dict, request_doc: Any, *, mode: str, on_agent_route: 
         raise
 
 
+# What the audit trail records of an agent besides its configuration (whose diff it records by path).
+_AUDITED = ("name", "description", "template_id", "status", "tags")
+VERSION_MISSING = "Agent '{agent_id}' has no configuration version {number}."
+
+
+def _audit(action: AuditAction, agent: Agent, before: dict | None, after: dict | None) -> None:
+    audit_record(action=action, target_type=AuditTarget.AGENT, target_id=agent.pk, tenant_id=agent.tenant_id,
+                 before=before, after=after)
+
+
+def _record_version(agent: Agent, *, previous: dict | None, source: str,
+                    restored_from: int | None = None) -> AgentConfigVersion:
+    """Store `agent.config` as the agent's next version and move `agent.config_version` (the caller saves
+    the agent with `config_version` in its update fields). The agent row must be locked by the caller (or
+    be new), so numbers never collide; the (agent, number) constraint backs that up."""
+    number = 1 if previous is None else agent.config_version + 1
+    version = AgentConfigVersion(
+        agent=agent, number=number, created_at=timezone.now(), actor=current_actor()[:200],
+        request_id=current_request_id(), source=source, restored_from=restored_from,
+        document=agent.config or {}, changes=changes_between(previous, agent.config or {}),
+    )
+    version.save(force_insert=True)
+    agent.config_version = number
+    return version
+
+
 def dedupe_tags(tags: list[str] | None) -> list[str]:
     """Exact duplicates removed, first occurrence kept (spec §4.2)."""
     return list(dict.fromkeys(tags or []))
@@ -113,7 +142,10 @@ def agent_create(
         raise _name_conflict(agent)
     agent.full_clean(exclude=["id", "name_key", "tenant", "config", "tags"], validate_unique=False,
                      validate_constraints=False)
+    agent.config_version = 1
     _save_unique(agent, force_insert=True)
+    _record_version(agent, previous=None, source=AgentConfigVersion.Source.CREATE)
+    _audit(AuditAction.AGENT_CREATE, agent, None, {**snapshot(agent, _AUDITED), "config": agent.config})
     activity_upsert(agent=agent, ttl_seconds=settings.MAIMCONFIG_NEW_AGENT_TTL_SECONDS)
     return agent
 
@@ -140,6 +172,7 @@ def agent_update(*, agent: Agent, data: dict[str, Any]) -> Agent:
     changed = [field for field, value in values.items() if _differs(getattr(agent, field), value)]
     if not changed:
         return agent
+    before = {**snapshot(agent, _AUDITED), "config": agent.config or {}, "config_version": agent.config_version}
     was_active = agent.is_active
     for field in changed:
         setattr(agent, field, values[field])
@@ -151,7 +184,13 @@ def agent_update(*, agent: Agent, data: dict[str, Any]) -> Agent:
     agent.full_clean(exclude=["id", "name_key", "tenant", "config", "tags"], validate_unique=False,
                      validate_constraints=False)
     agent.updated_at = timezone.now()
+    if "config" in changed:
+        _record_version(agent, previous=before["config"], source=AgentConfigVersion.Source.UPDATE)
+        changed.append("config_version")
     _save_unique(agent, force_update=True, update_fields=[*changed, "updated_at"])
+    only_config = set(changed) <= {"config", "config_version"}
+    _audit(AuditAction.AGENT_CONFIG_UPDATE if only_config else AuditAction.AGENT_UPDATE, agent, before,
+           {**snapshot(agent, _AUDITED), "config": agent.config or {}, "config_version": agent.config_version})
     if was_active and not agent.is_active:
         from activity.services import activity_delete_for_agent
 
@@ -167,9 +206,63 @@ def agent_config_write(*, agent: Agent, document: Any, mode: str = "merge") -> A
     stored = agent.config or {}
     new_document = _config_write(stored, document, mode=mode, on_agent_route=False, tenant_id=agent.tenant_id)
     if _differs(stored, new_document):
-        agent.config = new_document
-        agent.updated_at = timezone.now()
-        agent.save(update_fields=["config", "updated_at"])
+        _store_config(agent, new_document, source=AgentConfigVersion.Source.UPDATE,
+                      action=AuditAction.AGENT_CONFIG_UPDATE)
+    return agent
+
+
+def _store_config(agent: Agent, document: dict, *, source: str, action: AuditAction,
+                  restored_from: int | None = None) -> AgentConfigVersion:
+    """Write a changed document on the locked agent: the row, the next version, one audit event."""
+    previous = agent.config or {}
+    agent.config = document
+    agent.updated_at = timezone.now()
+    version = _record_version(agent, previous=previous, source=source, restored_from=restored_from)
+    agent.save(update_fields=["config", "config_version", "updated_at"])
+    changes = dict(version.changes)
+    changes["config_version"] = [version.number - 1, version.number]
+    if restored_from is not None:
+        changes["restored_from"] = [None, restored_from]
+    audit_record(action=action, target_type=AuditTarget.AGENT, target_id=agent.pk, tenant_id=agent.tenant_id,
+                 changes={f"config.{path}" if path not in ("config_version", "restored_from") else path: pair
+                          for path, pair in changes.items()})
+    return version
+
+
+def config_version_get(*, agent: Agent, number: Any) -> AgentConfigVersion:
+    """Version `number` of the agent, or 404 AGENT_014."""
+    version = None
+    if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 2**31 - 1:
+        version = AgentConfigVersion.objects.filter(agent_id=agent.pk, number=number).first()
+    if version is None:
+        raise ApplicationError(ErrorCode.AGENT_014, VERSION_MISSING.format(agent_id=agent.pk, number=number),
+                               tenant_id=agent.tenant_id)
+    return version
+
+
+@transaction.atomic
+def agent_config_rollback(*, agent: Agent, version: int) -> Agent:
+    """Make the document of version `version` current again, as version n+1 (issue 17).
+
+    Same checks as any write, against today's schema and system catalogue: AGENT_012 if the document is
+    no longer valid, AGENT_011 if a provider it defines or uses is now a system provider; then nothing
+    changes. Provider keys come back exactly as they were stored in that version (still encrypted; a key
+    rotated since then is the old key again). Rolling back to a document equal to the current one
+    changes nothing and creates no version.
+    """
+    agent = _locked(agent)
+    target = config_version_get(agent=agent, number=version)
+    doc = configdoc.load_stored(target.document)
+    try:
+        configdoc.validate_document(doc)
+        configdoc.check_system_providers(doc)
+    except ApplicationError as exc:
+        exc.tenant_id = agent.tenant_id
+        raise
+    new_document = configdoc.to_storage(doc, previous=agent.config or {})
+    if _differs(agent.config or {}, new_document):
+        _store_config(agent, new_document, source=AgentConfigVersion.Source.ROLLBACK,
+                      action=AuditAction.AGENT_CONFIG_ROLLBACK, restored_from=target.number)
     return agent
 
 
@@ -177,7 +270,9 @@ def agent_config_write(*, agent: Agent, document: Any, mode: str = "merge") -> A
 def agent_delete(*, agent: Agent) -> dict[str, Any]:
     """Hard delete; the database cascades to keys, activity, plugin settings and chat (spec §4.6)."""
     agent_id = agent.pk
-    Agent.objects.filter(pk=agent_id).delete()
+    before = snapshot(agent, _AUDITED)
+    if Agent.objects.filter(pk=agent_id).delete()[0]:
+        _audit(AuditAction.AGENT_DELETE, agent, before, None)
     return {"id": agent_id, "agent_id": agent_id, "deleted_at": timezone.now()}
 
 
@@ -191,4 +286,11 @@ def agent_reencrypt_provider_keys(*, agent_id: str, dry_run: bool = False) -> tu
         document, rotated, failed = configdoc.reencrypt_document(agent.config or {})
         if rotated and not dry_run:
             Agent.objects.filter(pk=agent.pk).update(config=document)
+        if not dry_run:
+            # The stored versions too, so a rollback after the old key is retired still decrypts. Keys
+            # no configured key decrypts stay as they are (the agent's own are reported above).
+            for version in AgentConfigVersion.objects.filter(agent_id=agent.pk).only("pk", "document"):
+                version_doc, version_rotated, _failed = configdoc.reencrypt_document(version.document or {})
+                if version_rotated:
+                    AgentConfigVersion.objects.filter(pk=version.pk).update(document=version_doc)
     return rotated, failed

@@ -1,7 +1,8 @@
 """Agent routes (spec §4): validate -> service -> serialize."""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import viewsets
+from django.http import HttpResponseNotModified
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, viewsets
 from rest_framework.views import APIView
 
 from agents import configdoc, selectors, services
@@ -10,6 +11,9 @@ from agents.serializers import (
     AgentConfigDocumentSerializer,
     AgentConfigReadQuerySerializer,
     AgentConfigResponseSerializer,
+    AgentConfigRollbackInputSerializer,
+    AgentConfigVersionDetailOutputSerializer,
+    AgentConfigVersionOutputSerializer,
     AgentConfigWriteQuerySerializer,
     AgentCreateInputSerializer,
     AgentDeletedOutputSerializer,
@@ -101,11 +105,38 @@ class AgentViewSet(viewsets.GenericViewSet):
         return ok(AgentDeletedOutputSerializer(result).data, message="Agent deleted", tenant_id=agent.tenant_id)
 
 
-def _config_payload(document: dict, *, effective: bool = False) -> dict:
-    """`data` of the config routes: the (masked) document plus its `warnings` (spec §4.7)."""
+def _config_payload(document: dict, *, effective: bool = False, version: int | None = None) -> dict:
+    """`data` of the config routes: the (masked) document plus its `warnings` (spec §4.7) and, beside them,
+    the number of the version it is (`config_version`, issue 17; ignored when sent back in a write)."""
     warnings = configdoc.document_warnings(document)
     shown = configdoc.effective_document(document) if effective else document
-    return {**configdoc.mask_document(shown), "warnings": warnings}
+    payload = {**configdoc.mask_document(shown), "warnings": warnings}
+    if version is not None:
+        payload["config_version"] = version
+    return payload
+
+
+def config_etag(version: int, *, effective: bool) -> str:
+    """The strong ETag of a config representation: the version number; the effective view is another
+    representation of the same version, so it gets its own tag."""
+    return f'"{version}-effective"' if effective else f'"{version}"'
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: `*`, or a list of (possibly weak) tags compared weakly."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+_IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, required=False,
+    description='The ETag of a previous answer (`"<config_version>"`): when the configuration is still that '
+                "version the answer is 304 Not Modified without a body. A 304 of an agent key still counts a "
+                "use and takes one unit of its per-minute limit, as every request past the key checks does.",
+)
 
 
 class AgentConfigView(APIView):
@@ -117,15 +148,26 @@ class AgentConfigView(APIView):
             return [OperatorOrAgentKey.with_permission("config")()]
         return [IsOperator()]
 
-    @extend_schema(summary="Read an agent's configuration document", parameters=[AgentConfigReadQuerySerializer],
-                   responses=envelope(AgentConfigResponseSerializer))
+    @extend_schema(
+        summary="Read an agent's configuration document",
+        description="Sends `ETag: \"<config_version>\"` (`\"<config_version>-effective\"` with "
+                    "`?effective=true`); a matching `If-None-Match` answers 304 without a body, so a bot can "
+                    "poll its configuration for the cost of a header.",
+        parameters=[AgentConfigReadQuerySerializer, _IF_NONE_MATCH],
+        responses={200: envelope(AgentConfigResponseSerializer),
+                   304: OpenApiResponse(description="Not modified: the configuration is still that version.")})
     def get(self, request, agent_id):
         tenant_id, agent_id = authorize_key_scope(request, agent_id=agent_id)
         agent = selectors.agent_get(agent_id=agent_id)
         with tenant_resolved(agent.tenant_id):
             query = parse_query(request, AgentConfigReadQuerySerializer)
-        return ok(_config_payload(agent.config or {}, effective=query["effective"]),
-                  message="Agent configuration retrieved", tenant_id=agent.tenant_id)
+        etag = config_etag(agent.config_version, effective=query["effective"])
+        if _etag_matches(request.headers.get("If-None-Match"), etag):
+            response = HttpResponseNotModified()
+            response["ETag"] = etag
+            return response
+        return ok(_config_payload(agent.config or {}, effective=query["effective"], version=agent.config_version),
+                  message="Agent configuration retrieved", tenant_id=agent.tenant_id, headers={"ETag": etag})
 
     @extend_schema(summary="Write an agent's configuration document (deep merge, or ?mode=replace)",
                    parameters=[AgentConfigWriteQuerySerializer], request=AgentConfigDocumentSerializer,
@@ -137,11 +179,78 @@ class AgentConfigView(APIView):
             body = AgentConfigBodyInputSerializer(data=request.data)
             body.is_valid(raise_exception=True)
         agent = services.agent_config_write(agent=agent, document=body.validated_data, mode=query["mode"])
-        return ok(_config_payload(agent.config or {}), message="Agent configuration updated",
-                  tenant_id=agent.tenant_id)
+        return ok(_config_payload(agent.config or {}, version=agent.config_version),
+                  message="Agent configuration updated", tenant_id=agent.tenant_id,
+                  headers={"ETag": config_etag(agent.config_version, effective=False)})
 
     @extend_schema(summary="Write an agent's configuration document (deep merge, or ?mode=replace)",
                    parameters=[AgentConfigWriteQuerySerializer], request=AgentConfigDocumentSerializer,
                    responses=envelope(AgentConfigResponseSerializer), examples=[_PATCH_CONFIG_EXAMPLE])
     def patch(self, request, agent_id):
         return self.put(request, agent_id)
+
+
+class AgentConfigVersionListView(generics.GenericAPIView):
+    """`GET /api/v2/agents/{agent_id}/config/versions` (operator)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(summary="List an agent's configuration versions (newest first, without documents)",
+                   description="Version 1 is the agent's creation; every change of its configuration document "
+                               "(config routes, agent update with `config`, the admin, a rollback) adds one.",
+                   responses=paginated_envelope(AgentConfigVersionOutputSerializer), tags=["agents"])
+    def get(self, request, agent_id):
+        agent = selectors.agent_get(agent_id=agent_id)
+        with tenant_resolved(agent.tenant_id):
+            return paginated(self, selectors.config_version_list(agent=agent), AgentConfigVersionOutputSerializer,
+                             message="Configuration versions listed", tenant_id=agent.tenant_id)
+
+
+class AgentConfigVersionDetailView(APIView):
+    """`GET /api/v2/agents/{agent_id}/config/versions/{number}` (operator)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(summary="Read one configuration version: its document (keys masked) and its diff",
+                   description="Unknown version: 404 AGENT_014. `?effective=true` shows the document over the "
+                               "documented defaults, as for the current configuration.",
+                   parameters=[AgentConfigReadQuerySerializer],
+                   responses=envelope(AgentConfigVersionDetailOutputSerializer), tags=["agents"])
+    def get(self, request, agent_id, number):
+        agent = selectors.agent_get(agent_id=agent_id)
+        with tenant_resolved(agent.tenant_id):
+            query = parse_query(request, AgentConfigReadQuerySerializer)
+        version = services.config_version_get(agent=agent, number=int(number))
+        data = {
+            "agent_id": agent.pk, "version": version.number, "created_at": version.created_at,
+            "actor": version.actor, "request_id": version.request_id, "source": version.source,
+            "restored_from": version.restored_from, "is_current": version.number == agent.config_version,
+            "document": _config_payload(version.document or {}, effective=query["effective"]),
+            "changes": version.changes,
+        }
+        return ok(AgentConfigVersionDetailOutputSerializer(data).data, message="Configuration version retrieved",
+                  tenant_id=agent.tenant_id)
+
+
+class AgentConfigRollbackView(APIView):
+    """`POST /api/v2/agents/{agent_id}/config/rollback` (operator)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        summary="Roll the configuration back to an earlier version (as a new version)",
+        description="The document of `version` becomes current again as version n+1, after the same checks as "
+                    "any write against today's schema and system catalogue (AGENT_012, AGENT_011: then nothing "
+                    "changes). Provider keys come back as that version stored them. Unknown version: 404 "
+                    "AGENT_014. Rolling back to a document equal to the current one changes nothing.",
+        request=AgentConfigRollbackInputSerializer, responses=envelope(AgentConfigResponseSerializer),
+        examples=[OpenApiExample("Put version 3 back", value={"version": 3}, request_only=True)], tags=["agents"])
+    def post(self, request, agent_id):
+        agent = selectors.agent_get(agent_id=agent_id)
+        with tenant_resolved(agent.tenant_id):
+            body = AgentConfigRollbackInputSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+        agent = services.agent_config_rollback(agent=agent, version=body.validated_data["version"])
+        return ok(_config_payload(agent.config or {}, version=agent.config_version),
+                  message="Agent configuration rolled back", tenant_id=agent.tenant_id,
+                  headers={"ETag": config_etag(agent.config_version, effective=False)})

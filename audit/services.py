@@ -109,7 +109,7 @@ def audit_record(*, action: AuditAction | str, target_type: AuditTarget | str, t
     if changes is None:
         changes = changes_between(before, after)
     else:
-        changes = _plain(redact(changes))
+        changes = {path: [_shown(path, old), _shown(path, new)] for path, (old, new) in _plain(changes).items()}
     event = AuditEvent(
         occurred_at=timezone.now(),
         actor=current_actor()[:200],

@@ -41,6 +41,7 @@ class ErrorCode(str, Enum):
     AGENT_011 = "AGENT_011"
     AGENT_012 = "AGENT_012"
     AGENT_013 = "AGENT_013"
+    AGENT_014 = "AGENT_014"
     KEY_001 = "KEY_001"
     KEY_002 = "KEY_002"
     KEY_003 = "KEY_003"
@@ -105,6 +106,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.AGENT_012: ErrorSpec(400, _N("Agent config invalid"), _N("The agent config is invalid.")),
     ErrorCode.AGENT_013: ErrorSpec(409, _N("Agent is not active"), _N("The agent is not active.")),
+    ErrorCode.AGENT_014: ErrorSpec(
+        404, _N("Configuration version not found"), _N("The agent has no configuration version with this number.")
+    ),
     ErrorCode.KEY_001: ErrorSpec(404, _N("API key not found"), _N("The API key does not exist.")),
     ErrorCode.KEY_002: ErrorSpec(
         409, _N("API key name already in use"), _N("An API key with this name already exists in this tenant.")

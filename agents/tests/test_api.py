@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 EXAMPLE = json.loads((Path(__file__).parent / "example_config.json").read_text(encoding="utf-8"))
 AGENT_FIELDS = ["id", "agent_id", "tenant_id", "name", "description", "template_id", "config", "config_warnings",
-                "status", "tags", "is_online", "last_seen_at", "created_at", "updated_at"]
+                "config_version", "status", "tags", "is_online", "last_seen_at", "created_at", "updated_at"]
 
 
 def _create(client, **body):
@@ -63,7 +63,7 @@ def test_create_with_the_complete_example_then_read_it_back(operator_client, ten
     stored = Agent.objects.get(pk=data["id"]).config
     assert "sk-placeholder-not-a-real-key" not in json.dumps(stored)
     config = operator_client.get(f"/api/v2/agents/{data['id']}/config").json()["data"]
-    assert config == {**expected, "warnings": []}
+    assert config == {**expected, "warnings": [], "config_version": 1}
 
 
 def test_create_string_persona_and_unknown_keys_warned(operator_client, tenant):
@@ -459,7 +459,7 @@ def test_tenant_delete_cascades_to_agents(operator_client, tenant):
 def test_config_routes_merge_replace_and_effective(operator_client, tenant):
     agent = AgentFactory(tenant=tenant)
     url = f"/api/v2/agents/{agent.pk}/config"
-    assert operator_client.get(url).json()["data"] == {"warnings": []}
+    assert operator_client.get(url).json()["data"] == {"warnings": [], "config_version": 1}
     response = operator_client.put(url + "?mode=replace", EXAMPLE, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["message"] == "Agent configuration updated"
@@ -477,7 +477,9 @@ def test_config_routes_merge_replace_and_effective(operator_client, tenant):
     assert effective["config_overrides"]["chat"]["talk_value"] == 0.5
     assert effective["config_overrides"]["model"]["api_providers"][0]["api_key"] == "********"
     assert effective["warnings"] == []
-    assert operator_client.put(url + "?mode=replace", {}, format="json").json()["data"] == {"warnings": []}
+    # versions: 1 (creation), 2 (replace), the no-op merge made none, 3 (merge), 4 (this replace)
+    assert operator_client.put(url + "?mode=replace", {}, format="json").json()["data"] == {
+        "warnings": [], "config_version": 4}
 
 
 def test_config_route_errors_use_relative_paths(operator_client, tenant):
