@@ -6,6 +6,7 @@ OpenAPI document shows it as the `AgentConfigDocument` component (see `agents/sc
 """
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -42,16 +43,30 @@ class AgentConfigInputField(serializers.JSONField):
         super().__init__(**kwargs)
 
 
+# The sections the original's agent responses always carried (spec §16): a UI reading `config.persona.*`
+# must find an object, never a missing key.
+CONFIG_SKELETON_SECTIONS = ("persona", "bot_overrides", "config_overrides")
+
+
 @extend_schema_field(AgentConfigDocumentSerializer)
 class AgentConfigOutputField(serializers.Field):
-    """The stored document with provider keys masked."""
+    """The stored document with provider keys masked, plus the original's skeleton: `persona`,
+    `bot_overrides` and `config_overrides` are always present (`{}` when the document has none). Only
+    the agent object shows the skeleton; the stored document and the config routes (§4.7) do not."""
 
     def __init__(self, **kwargs):
         kwargs["read_only"] = True
+        kwargs.setdefault("help_text", _(
+            "The stored configuration document (provider keys masked). `persona`, `bot_overrides` and "
+            "`config_overrides` are always objects (empty when not set), as in the original's responses."))
         super().__init__(**kwargs)
 
     def to_representation(self, value):
-        return configdoc.mask_document(value)
+        document = configdoc.mask_document(value)
+        for section in CONFIG_SKELETON_SECTIONS:
+            if document.get(section) is None:
+                document[section] = {}
+        return document
 
 
 class TagListField(serializers.ListField):

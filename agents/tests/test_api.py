@@ -17,6 +17,9 @@ from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
+# The agent object's `config` always carries the original's skeleton (spec §16).
+EMPTY_CONFIG = {"persona": {}, "bot_overrides": {}, "config_overrides": {}}
+
 EXAMPLE = json.loads((Path(__file__).parent / "example_config.json").read_text(encoding="utf-8"))
 AGENT_FIELDS = ["id", "agent_id", "tenant_id", "name", "description", "template_id", "config", "config_warnings",
                 "config_version", "status", "tags", "is_online", "last_seen_at", "created_at", "updated_at"]
@@ -42,7 +45,7 @@ def test_create_minimal(operator_client, tenant, settings):
     assert list(data) == AGENT_FIELDS
     assert data["id"] == data["agent_id"] and data["id"].startswith("agent_") and len(data["id"]) == 18
     assert data["name"] == "helper"
-    assert data["config"] == {} and data["config_warnings"] == [] and data["tags"] == []
+    assert data["config"] == EMPTY_CONFIG and data["config_warnings"] == [] and data["tags"] == []
     assert data["status"] == "active" and data["is_online"] is True
     assert data["last_seen_at"] is not None and data["created_at"].endswith("Z")
     assert body["tenant_id"] == tenant.pk and body["message"] == "Agent created"
@@ -69,7 +72,7 @@ def test_create_with_the_complete_example_then_read_it_back(operator_client, ten
 def test_create_string_persona_and_unknown_keys_warned(operator_client, tenant):
     data = _create(operator_client, tenant_id=tenant.pk, name="x",
                    config={"persona": "A cat.", "config_overrides": {"chat": {"response_timeout": 3}}}).json()["data"]
-    assert data["config"] == {"persona": {"personality": "A cat."},
+    assert data["config"] == {"persona": {"personality": "A cat."}, "bot_overrides": {},
                               "config_overrides": {"chat": {"response_timeout": 3}}}
     assert data["config_warnings"] == [{"path": "config_overrides.chat.response_timeout", "code": "unknown_key",
                                         "message": "Not a known field of chat; kept as given."}]
@@ -135,7 +138,7 @@ def test_config_not_an_object(operator_client, tenant, config):
 
 
 def test_config_null_means_empty(operator_client, tenant):
-    assert _create(operator_client, tenant_id=tenant.pk, name="x", config=None).json()["data"]["config"] == {}
+    assert _create(operator_client, tenant_id=tenant.pk, name="x", config=None).json()["data"]["config"] == EMPTY_CONFIG
 
 
 def test_mask_on_create_is_rejected(operator_client, tenant):
@@ -334,7 +337,7 @@ def test_update_config_deep_merges_and_null_resets(operator_client, tenant):
     assert data["config"]["config_overrides"]["chat"]["max_context_size"] == 24
     assert "emoji" not in data["config"]["config_overrides"]
     assert data["config"]["config_overrides"]["model"]["api_providers"][0]["api_key"] == "********"
-    assert operator_client.patch(url, {"config": None}, format="json").json()["data"]["config"] == {}
+    assert operator_client.patch(url, {"config": None}, format="json").json()["data"]["config"] == EMPTY_CONFIG
 
 
 def test_update_check_order(operator_client, tenant):
