@@ -39,7 +39,7 @@ run: install .env
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py ensure_first_operator
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py maimconfig.wsgi:application
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

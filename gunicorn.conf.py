@@ -1,17 +1,29 @@
-"""gunicorn settings for MaimConfig (`make run`, the Dockerfile and the benchmarks use this file).
+"""gunicorn settings for MaimConfig (`make run`, the Dockerfile, docker-compose and the benchmarks use this file).
 
-Threaded workers (`gthread`) so that a streaming chat response occupies one thread, not a whole
-worker: other requests keep being served while streams are open. Every value can be overridden with
-the environment variables named below.
+gunicorn's native ASGI worker serves `maimconfig.asgi:application`, the lane dispatcher of `core.lanes`
+(README "Serving model"): chat requests wait for their upstream model on the event loop; every other
+request runs in Django's WSGI handler in a bounded pool of `MAIMCONFIG_SYNC_THREADS` threads per worker.
+uvloop and the C HTTP parser (gunicorn_h1c) are used when installed (they are in requirements.txt).
+
+Database connections: at most workers x (MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS), 2 x (8 + 4)
+= 24 on a 2-core machine; the default worker count is capped at 3 so the defaults stay within 40.
+Every value can be overridden with the environment variables named below.
 """
 
 import multiprocessing
 import os
 
+wsgi_app = "maimconfig.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+workers = int(os.environ.get("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 3)))
+worker_class = "asgi"
+asgi_loop = os.environ.get("GUNICORN_ASGI_LOOP", "auto")  # uvloop when installed
+http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "auto")  # gunicorn_h1c when installed
+asgi_lifespan = "on"  # shutdown callbacks (core.lanes.on_shutdown) run after in-flight requests finish
+# Open connections per worker (each in-flight chat request holds one): chat requests are cheap coroutines.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "4000"))
+# Seconds in-flight requests get to finish on a graceful stop or reload (a streamed chat can take a while).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "70"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None

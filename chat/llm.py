@@ -1,15 +1,12 @@
-"""The upstream call (api.md §10.7) through the official `openai` SDK, and its error mapping.
+"""The shapes and error mapping of the upstream call (api.md §10.7); the call itself is `chat.upstream`.
 
-One request per reply, no retries. Timeouts (connect and each wait for data) -> CHAT_003; a non-2xx
-status, an unreachable endpoint or an unusable body -> CHAT_002. The `error` sentence names the upstream
-HTTP status only; the upstream body is logged (truncated) and never returned. Keys are never logged.
+One request per reply, no retries. A timeout -> CHAT_003; a non-2xx status, an unreachable endpoint or an
+unusable body -> CHAT_002. The `error` sentence names the upstream HTTP status only; the upstream body is
+logged (truncated) and never returned. Keys are never logged.
 """
 
 import logging
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -20,36 +17,6 @@ from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 
 logger = logging.getLogger("maimconfig.chat")
-
-_client_lock = threading.Lock()
-_http_client: httpx2.Client | None = None
-
-
-def _shared_http_client() -> httpx2.Client:
-    """One connection pool per process, shared by every upstream call (thread-safe)."""
-    global _http_client
-    with _client_lock:
-        if _http_client is None:
-            _http_client = httpx2.Client(limits=httpx2.Limits(max_connections=200, max_keepalive_connections=40),
-                                         follow_redirects=False)
-        return _http_client
-
-
-def _client(target: ModelTarget) -> openai.OpenAI:
-    kwargs: dict[str, Any] = {
-        "base_url": target.base_url,
-        "timeout": httpx2.Timeout(target.timeout),
-        "max_retries": 0,
-        "http_client": _shared_http_client(),
-        # Never forward the process's OPENAI_ORG_ID / OPENAI_PROJECT_ID to a third-party provider.
-        "default_headers": {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()},
-    }
-    if target.api_key:
-        return openai.OpenAI(api_key=target.api_key, **kwargs)
-    # A provider without a key (a local endpoint): send no Authorization header, and never fall back
-    # to the process's OPENAI_API_KEY.
-    return openai.OpenAI(api_key=lambda: "", **kwargs)
-
 
 @dataclass
 class Usage:
@@ -145,80 +112,3 @@ def map_upstream_error(target: ModelTarget, exc: BaseException) -> ApplicationEr
 
 def _unusable() -> ApplicationError:
     return ApplicationError(ErrorCode.CHAT_002, "The language model returned an unusable response.")
-
-
-def complete(target: ModelTarget, messages: list[dict], overrides: dict | None = None) -> Completion:
-    """One non-streaming completion. Raises ApplicationError CHAT_002/CHAT_003."""
-    started = time.perf_counter()
-    try:
-        response = _client(target).chat.completions.create(**_request(target, messages, overrides, False))
-    except Exception as exc:  # noqa: BLE001 - every failure of the call maps to CHAT_002/003
-        raise map_upstream_error(target, exc) from None
-    latency_ms = int((time.perf_counter() - started) * 1000)
-    choices = getattr(response, "choices", None)
-    if not choices:
-        raise _unusable()
-    message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
-    if not isinstance(content, str):
-        raise _unusable()
-    return Completion(content, _finish_reason(getattr(choices[0], "finish_reason", None)),
-                      _usage(getattr(response, "usage", None)), latency_ms)
-
-
-@dataclass
-class UpstreamStream:
-    """An accepted (2xx) streaming completion. Iterate `fragments()`; then read the results.
-    `close()` abandons the upstream call (client disconnect)."""
-
-    target: ModelTarget
-    _stream: Any
-    started: float
-    finish_reason: str = "stop"
-    usage: Usage | None = None
-    latency_ms: int = 0
-    content_parts: list[str] = field(default_factory=list)
-
-    def fragments(self) -> Iterator[str]:
-        try:
-            for chunk in self._stream:
-                usage = _usage(getattr(chunk, "usage", None))
-                if usage is not None:
-                    self.usage = usage
-                for choice in getattr(chunk, "choices", None) or []:
-                    if getattr(choice, "index", 0) not in (0, None):
-                        continue
-                    if getattr(choice, "finish_reason", None):
-                        self.finish_reason = _finish_reason(choice.finish_reason)
-                    delta = getattr(choice, "delta", None)
-                    text = getattr(delta, "content", None)
-                    if isinstance(text, str) and text:
-                        self.content_parts.append(text)
-                        yield text
-        except GeneratorExit:
-            self.close()
-            raise
-        except Exception as exc:  # noqa: BLE001 - mid-stream failures map to CHAT_002/003
-            self.close()
-            raise map_upstream_error(self.target, exc) from None
-        self.latency_ms = int((time.perf_counter() - self.started) * 1000)
-
-    @property
-    def content(self) -> str:
-        return "".join(self.content_parts)
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        except Exception:  # noqa: BLE001 - closing an already-broken stream
-            pass
-
-
-def open_stream(target: ModelTarget, messages: list[dict], overrides: dict | None = None) -> UpstreamStream:
-    """Start a streaming completion; returns once the upstream accepted it with a 2xx status."""
-    started = time.perf_counter()
-    try:
-        stream = _client(target).chat.completions.create(**_request(target, messages, overrides, True))
-    except Exception as exc:  # noqa: BLE001
-        raise map_upstream_error(target, exc) from None
-    return UpstreamStream(target=target, _stream=stream, started=started)

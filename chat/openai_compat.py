@@ -2,12 +2,14 @@
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-from chat import llm, metrics
-from chat.services import PreparedChat, estimated_usage, generate_reply
-from chat.streaming import openai_chunk, sse_data
+from chat import metrics, upstream
+from chat.services import (PreparedChat, count_failure, count_usage, estimated_usage, generate_reply,
+                           offline_reply_of, with_keepalive, KEEPALIVE_SECONDS, Reply)
+from chat.aio import run_db
+from chat.streaming import KEEPALIVE, openai_chunk, sse_data
 from core.envelope import openai_error_body
 from core.exceptions import ApplicationError
 
@@ -55,15 +57,16 @@ def _usage(reply_usage) -> dict[str, int]:
             "total_tokens": reply_usage.total_tokens}
 
 
-def completion_create(*, prepared: PreparedChat, data: dict) -> dict[str, Any]:
+async def completion_create(*, prepared: PreparedChat, data: dict, api_key_id: str | None) -> dict[str, Any]:
     """A non-streaming completion in OpenAI's `chat.completion` shape."""
     messages = upstream_messages(prepared, data["messages"])
     try:
-        reply = generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]),
-                               overrides=overrides_of(data))
+        reply = await generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]),
+                                     overrides=overrides_of(data))
     except ApplicationError as exc:
-        metrics.chat_request("openai", prepared.responder, exc.code.value)
+        await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
         raise
+    await run_db(count_usage, route="openai", prepared=prepared, api_key_id=api_key_id, reply=reply)
     metrics.chat_request("openai", reply.responder, "ok")
     return {
         "id": completion_id(),
@@ -77,54 +80,60 @@ def completion_create(*, prepared: PreparedChat, data: dict) -> dict[str, Any]:
     }
 
 
-def completion_stream(*, prepared: PreparedChat, data: dict) -> Iterator[bytes]:
-    """A streaming completion (§11.4). The upstream is opened before the first byte, so a failure to
-    start raises ApplicationError (an ordinary 502/504); later failures end the stream with an error event."""
+async def _single(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def completion_stream(*, prepared: PreparedChat, data: dict, api_key_id: str | None
+                            ) -> AsyncIterator[bytes]:
+    """A streaming completion (§11.4). The upstream is opened before this returns, so a failure to start
+    raises ApplicationError (an ordinary 502/504); later failures end the stream with an error event. The
+    whole call, stream included, is cut at the provider's deadline (§10.7)."""
     messages = upstream_messages(prepared, data["messages"])
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
     target = prepared.choice.target
     if target is None:
-        reply = generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]))
-        return _frames(prepared, include_usage, iter([reply.content]), lambda: (reply.finish_reason, reply.usage))
-    started = time.perf_counter()
+        reply = offline_reply_of(prepared, messages, _last_user_text(data["messages"]))
+        return _frames(prepared, include_usage, _single(reply.content), reply=reply, api_key_id=api_key_id)
     try:
-        upstream = llm.open_stream(target, messages, overrides_of(data))
+        stream = await upstream.open_stream(target, messages, overrides_of(data),
+                                            deadline=upstream.deadline_for(target))
     except ApplicationError as exc:
-        metrics.chat_request("openai", "llm", exc.code.value)
+        await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
         raise
-
-    def result():
-        metrics.observe_upstream(target.provider_kind, time.perf_counter() - started)
-        return upstream.finish_reason, upstream.usage or estimated_usage(messages, upstream.content)
-
-    return _frames(prepared, include_usage, upstream.fragments(), result, upstream)
+    return _frames(prepared, include_usage, stream.fragments(), stream=stream, messages=messages,
+                   api_key_id=api_key_id)
 
 
-def _frames(prepared: PreparedChat, include_usage: bool, fragments: Iterator[str], result, upstream=None
-            ) -> Iterator[bytes]:
+async def _frames(prepared: PreparedChat, include_usage: bool, fragments: AsyncIterator[str], *,
+                  reply: Reply | None = None, stream=None, messages=None, api_key_id=None) -> AsyncIterator[bytes]:
     base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
             "model": prepared.model}
     usage_field = {"usage": None} if include_usage else {}
-    completed = False
     try:
         yield openai_chunk(base, [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                    "finish_reason": None}], **usage_field)
         try:
-            for fragment in fragments:
+            async for fragment in with_keepalive(fragments, KEEPALIVE_SECONDS):
+                if fragment is None:
+                    yield KEEPALIVE
+                    continue
                 yield openai_chunk(base, [{"index": 0, "delta": {"content": fragment}, "finish_reason": None}],
                                    **usage_field)
         except ApplicationError as exc:
-            metrics.chat_request("openai", "llm", exc.code.value)
+            await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
             yield sse_data(openai_error_body(exc.code.value, exc.status, exc.error))
             return
-        finish_reason, usage = result()
-        yield openai_chunk(base, [{"index": 0, "delta": {}, "finish_reason": finish_reason}], **usage_field)
+        if stream is not None:
+            metrics.observe_upstream(stream.target.provider_kind, time.perf_counter() - stream.started)
+            reply = Reply(stream.content, prepared.model, "llm", stream.finish_reason,
+                          stream.usage or estimated_usage(messages, stream.content), stream.latency_ms)
+            await run_db(count_usage, route="openai", prepared=prepared, api_key_id=api_key_id, reply=reply)
+        yield openai_chunk(base, [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}], **usage_field)
         if include_usage:
-            yield openai_chunk(base, [], _usage(usage))
+            yield openai_chunk(base, [], _usage(reply.usage))
         yield sse_data(b"[DONE]")
-        completed = True
         metrics.chat_request("openai", prepared.responder, "ok")
     finally:
-        if not completed and upstream is not None:
-            upstream.close()
-
+        if stream is not None:
+            await stream.aclose()

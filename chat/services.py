@@ -1,26 +1,28 @@
 """Chat turns (api.md §10): prompt, model call or offline reply, storage of the completed turn.
 
-The upstream call is never made inside a database transaction: a turn is read (history), answered,
-then stored in one short transaction (both messages together). Nothing is stored when the reply fails.
+The reply-producing functions are async (the chat lane, `core.lanes`): the upstream call is awaited on the
+event loop, and the database work runs in short bursts through `chat.aio.run_db` (bounded executor). No
+database connection or transaction belongs to a request while it waits: a turn is read (history),
+answered, then stored in one short transaction (both messages together). Nothing is stored when the reply
+fails. Every answered call and every upstream failure is counted in the usage counters (`count_usage`).
 """
 
+import asyncio
 import contextlib
-import contextvars
 import logging
-import queue
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent
-from chat import llm, metrics
+from chat import metrics, upstream
+from chat.aio import run_db, sqlite_lock
 from chat.llm import Usage
 from chat.models import ChatConversation, ChatMessage
 from chat.prompt import (OFFLINE_MODEL, effective_document, estimate_tokens, max_context_size, offline_reply,
@@ -35,16 +37,13 @@ logger = logging.getLogger("maimconfig.chat")
 
 KEEPALIVE_SECONDS = 15.0
 
-# SQLite has one writer at a time, and its shared-cache in-memory databases (the test suite) fail with
-# "table is locked" instead of waiting: on SQLite, this process's chat reads and writes take turns
-# (the upstream calls, the slow part, still overlap). Other databases need no guard.
-_sqlite_lock = threading.RLock()
-
-
 @contextlib.contextmanager
 def _db_turn():
-    if connections["default"].vendor == "sqlite":
-        with _sqlite_lock:
+    """Chat database work on SQLite takes turns (see `chat.aio.sqlite_lock`)."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        with sqlite_lock:
             yield
     else:
         yield
@@ -114,26 +113,73 @@ def prompt_messages(prepared: PreparedChat, *, conversation_id: str, message: st
     return messages
 
 
-def generate_reply(prepared: PreparedChat, messages: list[dict], *, excerpt_source: str,
-                   overrides: dict | None = None) -> Reply:
-    """Call the chosen model, or answer offline. Raises ApplicationError CHAT_002/CHAT_003."""
+def offline_reply_of(prepared: PreparedChat, messages: list[dict], excerpt_source: str) -> Reply:
+    content = offline_reply(prepared.agent, prepared.doc, excerpt_source)
+    return Reply(content, OFFLINE_MODEL, "offline", "stop", estimated_usage(messages, content), 0)
+
+
+async def generate_reply(prepared: PreparedChat, messages: list[dict], *, excerpt_source: str,
+                         overrides: dict | None = None, deadline: float | None = None) -> Reply:
+    """Call the chosen model (cut at its deadline, or `deadline` if earlier), or answer offline.
+    Raises ApplicationError CHAT_002/CHAT_003."""
     target = prepared.choice.target
     if target is None:
-        content = offline_reply(prepared.agent, prepared.doc, excerpt_source)
-        return Reply(content, OFFLINE_MODEL, "offline", "stop", estimated_usage(messages, content), 0)
+        return offline_reply_of(prepared, messages, excerpt_source)
+    own = upstream.deadline_for(target)
     with metrics.upstream_timer(target.provider_kind):
-        completion = llm.complete(target, messages, overrides)
+        completion = await upstream.complete(target, messages, overrides,
+                                             deadline=own if deadline is None else min(own, deadline))
     usage = completion.usage or estimated_usage(messages, completion.content)
     return Reply(completion.content, target.model_identifier, "llm", completion.finish_reason, usage,
                  completion.latency_ms)
 
 
+# --- Usage counters (issue 10 item 6) ---------------------------------------------------------------
+
+def count_usage(*, route: str, prepared: PreparedChat, api_key_id: str | None, reply: Reply | None = None,
+                error_code: str | None = None) -> None:
+    """Add one chat call to the hourly usage counters (`metering`): on an upstream answer, `chat.requests`
+    (dimension: the route) and the tokens in and out (dimension: the model); on an upstream failure,
+    `chat.upstream_errors` (dimension: the code). Offline replies call no model and count nothing."""
+    from metering.metrics import CHAT_REQUESTS, CHAT_TOKENS_IN, CHAT_TOKENS_OUT, CHAT_UPSTREAM_ERRORS
+    from metering.services import Increment, counters_add
+
+    scope = {"tenant_id": prepared.agent.tenant_id, "agent_id": prepared.agent.id, "api_key_id": api_key_id}
+    if reply is not None:
+        if reply.responder != "llm":
+            return
+        increments = [Increment(metric=CHAT_REQUESTS, dimension=route, **scope),
+                      Increment(metric=CHAT_TOKENS_IN, value=reply.usage.prompt_tokens, dimension=reply.model,
+                                **scope),
+                      Increment(metric=CHAT_TOKENS_OUT, value=reply.usage.completion_tokens,
+                                dimension=reply.model, **scope)]
+    elif error_code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
+        increments = [Increment(metric=CHAT_UPSTREAM_ERRORS, dimension=error_code, **scope)]
+    else:
+        return
+    try:
+        counters_add(increments=increments)
+    except Exception:  # noqa: BLE001 - a counter never fails the chat it counts
+        logger.exception("Recording chat usage counters failed")
+
+
+async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str | None, code: str) -> None:
+    metrics.chat_request(route, prepared.responder, code)
+    if code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
+        await run_db(count_usage, route=route, prepared=prepared, api_key_id=api_key_id, error_code=code)
+
+
 def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: str, user_id: str | None,
-                    message: str, reply: Reply, request_id: str, received_at) -> tuple[ChatMessage, ChatMessage]:
-    """Store one completed turn: the user's message and the reply, in one transaction."""
-    with _db_turn(), transaction.atomic():
-        return _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id, user_id=user_id,
-                      message=message, reply=reply, request_id=request_id, received_at=received_at)
+                    message: str, reply: Reply, request_id: str, received_at,
+                    route: str | None = None, prepared: PreparedChat | None = None) -> tuple[ChatMessage, ChatMessage]:
+    """Store one completed turn: the user's message and the reply, in one transaction; then count it."""
+    with _db_turn():
+        with transaction.atomic():
+            stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id, user_id=user_id,
+                            message=message, reply=reply, request_id=request_id, received_at=received_at)
+        if route is not None and prepared is not None:
+            count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
+    return stored
 
 
 def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at):
@@ -189,19 +235,23 @@ class TurnRequest:
     user_id: str | None = None
 
 
-def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None, request_id: str,
-              route: str = "chat") -> dict[str, Any]:
-    """One non-streaming turn (spec §10.2): prompt -> reply -> store -> `data`."""
+async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None, request_id: str,
+                    route: str = "chat", deadline: float | None = None) -> dict[str, Any]:
+    """One non-streaming turn (spec §10.2): prompt -> reply -> store -> `data`. `deadline` (event-loop
+    time) cuts the upstream call earlier than its own deadline (a batch's bound)."""
     received_at = timezone.now()
     conversation_id = turn.conversation_id or new_conversation_id()
     try:
-        messages = prompt_messages(prepared, conversation_id=conversation_id, message=turn.message)
-        reply = generate_reply(prepared, messages, excerpt_source=turn.message)
-        user_message, assistant = chat_turn_store(
-            agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id, user_id=turn.user_id,
-            message=turn.message, reply=reply, request_id=request_id, received_at=received_at)
+        messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id, message=turn.message)
+        if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+            raise ApplicationError(ErrorCode.CHAT_003, "The batch reached its time limit before this item ran.")
+        reply = await generate_reply(prepared, messages, excerpt_source=turn.message, deadline=deadline)
+        user_message, assistant = await run_db(
+            chat_turn_store, agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id,
+            user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
+            received_at=received_at, route=route, prepared=prepared)
     except ApplicationError as exc:
-        metrics.chat_request(route, prepared.responder, exc.code.value)
+        await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
         raise
     except Exception:
         metrics.chat_request(route, prepared.responder, ErrorCode.INTERNAL_ERROR.value)
@@ -213,39 +263,41 @@ def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | No
 
 # --- Streaming (§10.3) ------------------------------------------------------------------------------
 
-class _Abandoned(Exception):
-    """The client went away: the upstream call is abandoned."""
-
-
-def _pump_upstream(prepared: PreparedChat, messages: list[dict], out: "queue.Queue", cancelled: threading.Event,
-                   holder: dict) -> None:
-    """Worker thread: call the upstream, push ("delta", text) items, then ("end", stream) or ("error", exc)."""
-    target = prepared.choice.target
-    started = time.perf_counter()
+async def with_keepalive(fragments: AsyncIterator[str], seconds: float) -> AsyncIterator[str | None]:
+    """The fragments of `fragments`, and None whenever `seconds` pass without one (a keep-alive)."""
+    iterator = fragments.__aiter__()
+    pending: asyncio.Task | None = None
     try:
-        stream = llm.open_stream(target, messages)
-        holder["stream"] = stream
-        if cancelled.is_set():
-            stream.close()
-            return
-        for fragment in stream.fragments():
-            if cancelled.is_set():
-                stream.close()
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=seconds)
+            if not done:
+                yield None
+                continue
+            task, pending = pending, None
+            try:
+                yield task.result()
+            except StopAsyncIteration:
                 return
-            out.put(("delta", fragment))
-        metrics.observe_upstream(target.provider_kind, time.perf_counter() - started)
-        out.put(("end", stream))
-    except ApplicationError as exc:
-        out.put(("error", exc))
-    except Exception as exc:  # noqa: BLE001 - reported to the client as INTERNAL_ERROR
-        if cancelled.is_set():
-            return
-        logger.error("Streaming chat failed", exc_info=(type(exc), exc, exc.__traceback__))
-        out.put(("error", ApplicationError(ErrorCode.INTERNAL_ERROR)))
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(BaseException):
+                await aclose()
 
 
-def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None,
-                request_id: str) -> Iterator[tuple[str, Any]]:
+def _internal_error(what: str, exc: BaseException) -> ApplicationError:
+    logger.error(what, exc_info=(type(exc), exc, exc.__traceback__))
+    return ApplicationError(ErrorCode.INTERNAL_ERROR)
+
+
+async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None,
+                      request_id: str) -> AsyncIterator[tuple[str, Any]]:
     """The events of a streamed turn: ("start", dict), ("delta", dict)…, then ("done", data) or
     ("error", ApplicationError); (":", None) is a keep-alive. Closing the generator before the end
     (client disconnect) abandons the upstream call and stores nothing."""
@@ -255,57 +307,54 @@ def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | 
     yield "start", {"conversation_id": conversation_id, "tenant_id": agent.tenant_id, "agent_id": agent.id,
                     "model": prepared.model, "responder": prepared.responder, "request_id": request_id}
     try:
-        messages = prompt_messages(prepared, conversation_id=conversation_id, message=turn.message)
-    except Exception as exc:  # noqa: BLE001
-        logger.error("Reading the conversation failed", exc_info=(type(exc), exc, exc.__traceback__))
+        messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id, message=turn.message)
+    except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 1 of 3
         metrics.chat_request("chat", prepared.responder, ErrorCode.INTERNAL_ERROR.value)
-        yield "error", ApplicationError(ErrorCode.INTERNAL_ERROR)
+        yield "error", _internal_error("Reading the conversation failed", exc)
         return
 
-    if prepared.choice.target is None:
-        reply = generate_reply(prepared, messages, excerpt_source=turn.message)
+    target = prepared.choice.target
+    if target is None:
+        reply = offline_reply_of(prepared, messages, turn.message)
         yield "delta", {"content": reply.content}
     else:
-        out: queue.Queue = queue.Queue()
-        cancelled = threading.Event()
-        holder: dict = {}
-        context = contextvars.copy_context()
-        worker = threading.Thread(target=context.run, args=(_pump_upstream, prepared, messages, out, cancelled, holder),
-                                  name="chat-upstream", daemon=True)
-        worker.start()
+        started = time.perf_counter()
         stream = None
+
+        async def fragments():
+            nonlocal stream
+            stream = await upstream.open_stream(target, messages, deadline=upstream.deadline_for(target))
+            async for text in stream.fragments():
+                yield text
+
         try:
-            while True:
-                try:
-                    kind, value = out.get(timeout=KEEPALIVE_SECONDS)
-                except queue.Empty:
+            async for fragment in with_keepalive(fragments(), KEEPALIVE_SECONDS):
+                if fragment is None:
                     yield ":", None
-                    continue
-                if kind == "delta":
-                    yield "delta", {"content": value}
-                elif kind == "error":
-                    metrics.chat_request("chat", "llm", value.code.value)
-                    yield "error", value
-                    return
                 else:
-                    stream = value
-                    break
+                    yield "delta", {"content": fragment}
+        except ApplicationError as exc:
+            await count_failure(route="chat", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
+            yield "error", exc
+            return
+        except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 2 of 3
+            metrics.chat_request("chat", "llm", ErrorCode.INTERNAL_ERROR.value)
+            yield "error", _internal_error("Streaming chat failed", exc)
+            return
         finally:
-            if stream is None:  # disconnect (GeneratorExit) or error: abandon the upstream
-                cancelled.set()
-                upstream = holder.get("stream")
-                if upstream is not None:
-                    upstream.close()
+            if stream is not None:
+                await stream.aclose()
+        metrics.observe_upstream(target.provider_kind, time.perf_counter() - started)
         usage = stream.usage or estimated_usage(messages, stream.content)
         reply = Reply(stream.content, prepared.model, "llm", stream.finish_reason, usage, stream.latency_ms)
     try:
-        user_message, assistant = chat_turn_store(
-            agent=agent, api_key_id=api_key_id, conversation_id=conversation_id, user_id=turn.user_id,
-            message=turn.message, reply=reply, request_id=request_id, received_at=received_at)
-    except Exception as exc:  # noqa: BLE001
-        logger.error("Storing the chat turn failed", exc_info=(type(exc), exc, exc.__traceback__))
+        user_message, assistant = await run_db(
+            chat_turn_store, agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
+            user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id, received_at=received_at,
+            route="chat", prepared=prepared)
+    except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 3 of 3
         metrics.chat_request("chat", reply.responder, ErrorCode.INTERNAL_ERROR.value)
-        yield "error", ApplicationError(ErrorCode.INTERNAL_ERROR)
+        yield "error", _internal_error("Storing the chat turn failed", exc)
         return
     metrics.chat_request("chat", reply.responder, "ok")
     yield "done", reply_payload(agent=agent, conversation_id=conversation_id, user_id=turn.user_id, reply=reply,
@@ -331,43 +380,52 @@ class BatchItemResult:
                 "error": self.error.error, "errors": errors}
 
 
-def _run_group(prepared: PreparedChat, items: list[tuple[int, TurnRequest]], api_key_id: str | None,
-               request_id: str) -> list[BatchItemResult]:
-    """Worker thread: one conversation's items, in list order. Closes this thread's DB connections."""
-    results = []
-    try:
-        for index, turn in items:
-            try:
-                data = chat_send(prepared=prepared, turn=turn, api_key_id=api_key_id, request_id=request_id,
-                                 route="batch_item")
-                results.append(BatchItemResult(index, data=data))
-            except ApplicationError as exc:
-                results.append(BatchItemResult(index, error=exc))
-            except Exception as exc:  # noqa: BLE001 - one item's failure never fails the batch
-                logger.error("Chat batch item failed", exc_info=(type(exc), exc, exc.__traceback__))
-                results.append(BatchItemResult(index, error=ApplicationError(ErrorCode.INTERNAL_ERROR)))
-    finally:
-        connections.close_all()
-    return results
-
-
-def chat_batch(*, prepared: PreparedChat, items: list[tuple[int, TurnRequest]], api_key_id: str | None,
-               request_id: str, concurrency: int) -> list[BatchItemResult]:
-    """Run the valid items: concurrently (at most `concurrency`), one conversation's items in order."""
+def batch_groups(items: list[tuple[int, TurnRequest]]) -> list[list[tuple[int, TurnRequest]]]:
+    """The items by conversation (list order kept); items without a conversation_id each alone."""
     groups: dict[str, list[tuple[int, TurnRequest]]] = {}
     for index, turn in items:
         key = f"c:{turn.conversation_id}" if turn.conversation_id else f"i:{index}"
         groups.setdefault(key, []).append((index, turn))
+    return list(groups.values())
+
+
+def batch_time_limit() -> float:
+    """Seconds a whole batch may take (§10.4, README): twice MAIMCONFIG_CHAT_TIMEOUT_SECONDS. Items still
+    waiting or running at that point fail with CHAT_003; the others keep their results."""
+    return 2 * float(settings.MAIMCONFIG_CHAT_TIMEOUT_SECONDS)
+
+
+def batch_parallelism(items: list[tuple[int, TurnRequest]], concurrency: int) -> int:
+    """How many items of the batch run at once (the chat slots it takes, §10.7)."""
+    return max(1, min(concurrency, len(batch_groups(items))))
+
+
+async def chat_batch(*, prepared: PreparedChat, items: list[tuple[int, TurnRequest]], api_key_id: str | None,
+                     request_id: str, concurrency: int) -> list[BatchItemResult]:
+    """Run the valid items: concurrently (at most `concurrency`), one conversation's items in order, the
+    whole batch bounded by `batch_time_limit()`."""
+    groups = batch_groups(items)
     if not groups:
         return []
-    results: list[BatchItemResult] = []
-    workers = max(1, min(concurrency, len(groups)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chat-batch") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, _run_group, prepared, group, api_key_id, request_id)
-                   for group in groups.values()]
-        for future in futures:
-            results.extend(future.result())
-    return sorted(results, key=lambda r: r.index)
+    deadline = asyncio.get_running_loop().time() + batch_time_limit()
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run_group(group):
+        results = []
+        async with gate:
+            for index, turn in group:
+                try:
+                    data = await chat_send(prepared=prepared, turn=turn, api_key_id=api_key_id,
+                                           request_id=request_id, route="batch_item", deadline=deadline)
+                    results.append(BatchItemResult(index, data=data))
+                except ApplicationError as exc:
+                    results.append(BatchItemResult(index, error=exc))
+                except Exception as exc:  # noqa: BLE001 - one item's failure never fails the batch
+                    results.append(BatchItemResult(index, error=_internal_error("Chat batch item failed", exc)))
+        return results
+
+    outcomes = await asyncio.gather(*(run_group(group) for group in groups))
+    return sorted((result for group in outcomes for result in group), key=lambda r: r.index)
 
 
 @transaction.atomic

@@ -1,7 +1,7 @@
 """Server-sent-event framing of the chat streams (spec §10.3 and §11.4)."""
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -20,9 +20,9 @@ def sse_data(data: Any) -> bytes:
     return b"data: " + (data if isinstance(data, bytes) else dumps(data)) + b"\n\n"
 
 
-def chat_event_stream(events: Iterable[tuple[str, Any]], *, tenant_id: str) -> Iterator[bytes]:
+async def chat_event_stream(events: AsyncIterable[tuple[str, Any]], *, tenant_id: str) -> AsyncIterator[bytes]:
     """Frame the events of `chat.services.chat_stream` (§10.3): `done`/`error` carry a full envelope."""
-    for name, value in events:
+    async for name, value in events:
         if name == ":":
             yield KEEPALIVE
         elif name == "done":
@@ -37,7 +37,7 @@ def chat_event_stream(events: Iterable[tuple[str, Any]], *, tenant_id: str) -> I
             yield sse_event(name, value)
 
 
-def event_stream_response(chunks: Iterator[bytes]) -> StreamingHttpResponse:
+def event_stream_response(chunks: AsyncIterator[bytes] | Iterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -7,6 +7,6 @@ from chat import views
 app_name = "chat_openai"
 
 urlpatterns = [
-    re_path(r"^chat/completions/?$", views.OpenAIChatCompletionsView.as_view(), name="chat-completions"),
+    re_path(r"^chat/completions/?$", views.openai_chat_completions, name="chat-completions"),
     re_path(r"^models/?$", views.OpenAIModelListView.as_view(), name="models"),
 ]

@@ -1,10 +1,21 @@
 """Chat routes (spec §10) and the OpenAI-compatible routes (spec §11).
 
-Reply-producing routes run outside ATOMIC_REQUESTS (`transaction.non_atomic_requests`): no database
-transaction is held open while the upstream model answers; the turn is stored in its own short one.
+The reply-producing routes (`POST /api/v2/chat`, `/api/v2/chat/batch`, `/v1/chat/completions`) are served
+by the async views at the end of this module, in the chat lane (`core.lanes`, README "Serving model"). Each
+runs its DRF class (authentication, permissions, validation, the exception handler and renderers) inside a
+short database burst (`chat.aio.drf_call`), takes its concurrency slots (`chat.limits`, CHAT_004), then
+awaits the upstream model holding no thread, database connection or transaction. The DRF classes carry the
+OpenAPI description; their `post` runs the same async view (for callers outside the chat lane).
 """
 
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db import transaction
+from django.http import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -19,7 +30,8 @@ from rest_framework.views import APIView
 
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
-from chat import openai_compat, selectors, services
+from chat import limits, openai_compat, selectors, services
+from chat.aio import DRFCall, drf_call, run_db, submit_db
 from chat.serializers import (
     ChatAgentFilterSerializer,
     ChatAgentOutputSerializer,
@@ -78,20 +90,7 @@ class ChatSendView(NonAtomicRequestsMixin, APIView):
         tags=["chat"],
     )
     def post(self, request):
-        tenant_id, agent_id = authorize_key_scope(request)
-        serializer = ChatSendInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
-        turn = services.TurnRequest(message=data["message"], conversation_id=data.get("conversation_id"),
-                                    user_id=data.get("user_id"))
-        if data.get("stream"):
-            events = services.chat_stream(prepared=prepared, turn=turn, api_key_id=request.auth.api_key_id,
-                                          request_id=_request_id(request))
-            return event_stream_response(chat_event_stream(events, tenant_id=tenant_id))
-        payload = services.chat_send(prepared=prepared, turn=turn, api_key_id=request.auth.api_key_id,
-                                     request_id=_request_id(request))
-        return ok(payload, message="Reply generated", tenant_id=tenant_id)
+        return async_to_sync(chat_send)(request._request)
 
 
 def _batch_item(index: int, raw) -> tuple[services.TurnRequest | None, ApplicationError | None]:
@@ -120,29 +119,7 @@ class ChatBatchView(NonAtomicRequestsMixin, APIView):
         tags=["chat"],
     )
     def post(self, request):
-        principal = request.auth
-        serializer = ChatBatchInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        results: dict[int, services.BatchItemResult] = {}
-        valid: list[tuple[int, services.TurnRequest]] = []
-        for index, raw in enumerate(serializer.validated_data["requests"]):
-            turn, error = _batch_item(index, raw)
-            if error is not None:
-                results[index] = services.BatchItemResult(index, error=error)
-            else:
-                valid.append((index, turn))
-        if valid:
-            # §10.4 step 4: the valid items take one use and one unit each, all together, or the batch is 429.
-            consume_key_use(request, units=len(valid))
-            prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=principal.agent_id))
-            for result in services.chat_batch(prepared=prepared, items=valid, api_key_id=principal.api_key_id,
-                                              request_id=_request_id(request),
-                                              concurrency=settings.MAIMCONFIG_CHAT_BATCH_CONCURRENCY):
-                results[result.index] = result
-        items = [results[i].as_dict() for i in sorted(results)]
-        succeeded = sum(1 for item in items if item["success"])
-        return ok({"items": items, "total": len(items), "succeeded": succeeded, "failed": len(items) - succeeded},
-                  message="Batch processed", tenant_id=principal.tenant_id)
+        return async_to_sync(chat_batch)(request._request)
 
 
 class ChatAgentListView(GenericAPIView):
@@ -220,14 +197,7 @@ class OpenAIChatCompletionsView(_OpenAIView):
         tags=["openai"],
     )
     def post(self, request):
-        _, agent_id = authorize_key_scope(request)
-        serializer = OpenAIChatCompletionInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
-        if data.get("stream"):
-            return event_stream_response(openai_compat.completion_stream(prepared=prepared, data=data))
-        return Response(openai_compat.completion_create(prepared=prepared, data=data))
+        return async_to_sync(openai_chat_completions)(request._request)
 
 
 class OpenAIModelListView(_OpenAIView):
@@ -250,3 +220,193 @@ class OpenAIModelListView(_OpenAIView):
             {"id": identifier, "object": "model", "created": created, "owned_by": "maimconfig"}
             for identifier in identifiers]})
 
+
+
+# --- The chat lane's async views -----------------------------------------------------------------------
+
+@dataclass
+class _Prelude:
+    """What a reply-producing request has once its database burst passed: its DRF call, the prepared
+    agent, the validated input and the concurrency slots it holds (released however it ends)."""
+
+    call: DRFCall
+    slots: limits.Slots
+    prepared: services.PreparedChat
+    tenant_id: str
+    data: Any = None
+    items: list | None = None
+    results: dict | None = None
+
+
+def _take_slots(request, *, units: int = 1, hold_seconds: float | None = None) -> limits.Slots:
+    principal = request.auth
+    return limits.acquire(api_key_id=principal.api_key_id, tenant_id=principal.tenant_id, units=units,
+                          hold_seconds=hold_seconds or float(settings.MAIMCONFIG_CHAT_TIMEOUT_SECONDS))
+
+
+def _release_on_error(slots: limits.Slots, work):
+    try:
+        return work()
+    except BaseException:
+        slots.release()
+        raise
+
+
+async def _release(slots: limits.Slots) -> None:
+    try:
+        await run_db(slots.release)
+    except BaseException:  # cancelled (client gone) or the executor failed: release in the background
+        submit_db(slots.release)
+        raise
+
+
+async def _releasing(chunks, slots: limits.Slots):
+    """A streamed body that releases the request's slots when it ends, however it ends."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        try:
+            await _release(slots)
+        except BaseException:  # noqa: BLE001 - already handed to the background
+            pass
+
+
+def _send_prelude(call: DRFCall) -> _Prelude:
+    request = call.request
+    slots = _take_slots(request)  # CHAT_004 before the use is counted (§10.7)
+
+    def prepare():
+        tenant_id, agent_id = authorize_key_scope(request)
+        serializer = ChatSendInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
+        return _Prelude(call, slots, prepared, tenant_id, data=serializer.validated_data)
+
+    return _release_on_error(slots, prepare)
+
+
+@transaction.non_atomic_requests
+@csrf_exempt
+async def chat_send(request):
+    """POST /api/v2/chat in the chat lane (see `ChatSendView` for the contract)."""
+    p = await run_db(drf_call, ChatSendView, request, _send_prelude)
+    if isinstance(p, HttpResponseBase):
+        return p
+    data = p.data
+    turn = services.TurnRequest(message=data["message"], conversation_id=data.get("conversation_id"),
+                                user_id=data.get("user_id"))
+    api_key_id = p.call.request.auth.api_key_id
+    if data.get("stream"):
+        events = services.chat_stream(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
+                                      request_id=request.request_id)
+        return p.call.respond(event_stream_response(
+            _releasing(chat_event_stream(events, tenant_id=p.tenant_id), p.slots)))
+    try:
+        payload = await services.chat_send(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
+                                           request_id=request.request_id)
+    except Exception as exc:  # noqa: BLE001 - answered through the one exception handler
+        return p.call.fail(exc)
+    finally:
+        await _release(p.slots)
+    return p.call.respond(ok(payload, message="Reply generated", tenant_id=p.tenant_id))
+
+
+def _batch_prelude(call: DRFCall) -> _Prelude | HttpResponseBase:
+    request = call.request
+    principal = request.auth
+    serializer = ChatBatchInputSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    results: dict[int, services.BatchItemResult] = {}
+    valid: list[tuple[int, services.TurnRequest]] = []
+    for index, raw in enumerate(serializer.validated_data["requests"]):
+        turn, error = _batch_item(index, raw)
+        if error is not None:
+            results[index] = services.BatchItemResult(index, error=error)
+        else:
+            valid.append((index, turn))
+    if not valid:
+        return call.respond(_batch_response(results, principal.tenant_id))
+    # One slot per item running at once, all or nothing, before anything is counted (§10.7).
+    slots = _take_slots(request, units=services.batch_parallelism(valid, settings.MAIMCONFIG_CHAT_BATCH_CONCURRENCY),
+                        hold_seconds=services.batch_time_limit())
+
+    def prepare():
+        # §10.4 step 4: the valid items take one use and one unit each, all together, or the batch is 429.
+        consume_key_use(request, units=len(valid))
+        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=principal.agent_id))
+        return _Prelude(call, slots, prepared, principal.tenant_id, items=valid, results=results)
+
+    return _release_on_error(slots, prepare)
+
+
+def _batch_response(results: dict, tenant_id: str):
+    items = [results[i].as_dict() for i in sorted(results)]
+    succeeded = sum(1 for item in items if item["success"])
+    return ok({"items": items, "total": len(items), "succeeded": succeeded, "failed": len(items) - succeeded},
+              message="Batch processed", tenant_id=tenant_id)
+
+
+@transaction.non_atomic_requests
+@csrf_exempt
+async def chat_batch(request):
+    """POST /api/v2/chat/batch in the chat lane (see `ChatBatchView`)."""
+    p = await run_db(drf_call, ChatBatchView, request, _batch_prelude)
+    if isinstance(p, HttpResponseBase):
+        return p
+    try:
+        for result in await services.chat_batch(prepared=p.prepared, items=p.items,
+                                                 api_key_id=p.call.request.auth.api_key_id,
+                                                 request_id=request.request_id,
+                                                 concurrency=settings.MAIMCONFIG_CHAT_BATCH_CONCURRENCY):
+            p.results[result.index] = result
+    except Exception as exc:  # noqa: BLE001
+        return p.call.fail(exc)
+    finally:
+        await _release(p.slots)
+    return p.call.respond(_batch_response(p.results, p.tenant_id))
+
+
+def _openai_prelude(call: DRFCall) -> _Prelude:
+    request = call.request
+    slots = _take_slots(request)
+
+    def prepare():
+        tenant_id, agent_id = authorize_key_scope(request)
+        serializer = OpenAIChatCompletionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
+        return _Prelude(call, slots, prepared, tenant_id, data=serializer.validated_data)
+
+    return _release_on_error(slots, prepare)
+
+
+@transaction.non_atomic_requests
+@csrf_exempt
+async def openai_chat_completions(request):
+    """POST /v1/chat/completions in the chat lane (see `OpenAIChatCompletionsView`)."""
+    p = await run_db(drf_call, OpenAIChatCompletionsView, request, _openai_prelude)
+    if isinstance(p, HttpResponseBase):
+        return p
+    api_key_id = p.call.request.auth.api_key_id
+    streaming = False
+    try:
+        if p.data.get("stream"):
+            chunks = await openai_compat.completion_stream(prepared=p.prepared, data=p.data, api_key_id=api_key_id)
+            streaming = True
+            return p.call.respond(event_stream_response(_releasing(chunks, p.slots)))
+        body = await openai_compat.completion_create(prepared=p.prepared, data=p.data, api_key_id=api_key_id)
+    except Exception as exc:  # noqa: BLE001
+        return p.call.fail(exc)
+    finally:
+        if not streaming:
+            await _release(p.slots)
+    return p.call.respond(Response(body))
+
+
+# drf-spectacular documents a route from its view's DRF class.
+for _view, _cls in ((chat_send, ChatSendView), (chat_batch, ChatBatchView),
+                    (openai_chat_completions, OpenAIChatCompletionsView)):
+    _view.cls = _cls
+    _view.initkwargs = {}
+del _view, _cls

@@ -58,6 +58,7 @@ class ErrorCode(str, Enum):
     CHAT_001 = "CHAT_001"
     CHAT_002 = "CHAT_002"
     CHAT_003 = "CHAT_003"
+    CHAT_004 = "CHAT_004"
 
     @property
     def spec(self) -> ErrorSpec:
@@ -133,6 +134,10 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         502, _N("Upstream model failed"), _N("The language model returned an error or an unusable response.")
     ),
     ErrorCode.CHAT_003: ErrorSpec(504, _N("Upstream model timed out"), _N("The language model did not answer in time.")),
+    ErrorCode.CHAT_004: ErrorSpec(
+        429, _N("Too many chat requests in flight"),
+        _N("Too many chat requests of this API key or tenant are in flight; retry later."),
+    ),
 }
 
 assert set(CATALOGUE) == set(ErrorCode), "every error code needs a catalogue entry"

@@ -2,6 +2,7 @@
 
 import time
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
@@ -17,13 +18,25 @@ def _is_guarded(path: str) -> bool:
     return path.startswith(_GUARDED_PREFIXES) or path in ("/api", "/v1")
 
 
-class RequestContextMiddleware:
-    """Assigns the request id (spec §1.4), starts the clock, and echoes `X-Request-ID` on every answer."""
+class _SyncAndAsync:
+    """Middleware usable by the sync lane (WSGI) and the async chat lane (`core.lanes`) without a thread hop."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+
+class RequestContextMiddleware(_SyncAndAsync):
+    """Assigns the request id (spec §1.4), starts the clock, and echoes `X-Request-ID` on every answer."""
 
     def __call__(self, request):
+        if self.is_async:
+            return self._acall(request)
         request_id = request_id_from_header(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id
         # Not reset afterwards: Django logs a failed request after the middleware chain returns, and
@@ -40,19 +53,39 @@ class RequestContextMiddleware:
         response["X-Request-ID"] = request_id
         return response
 
+    async def _acall(self, request):
+        request_id = request_id_from_header(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        request_id_var.set(request_id)
+        request_started_var.set(time.perf_counter())
+        request_token = current_request_var.set(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            current_request_var.reset(request_token)
+        response["X-Request-ID"] = request_id
+        return response
 
-class ApiBodyGuardMiddleware:
+
+class ApiBodyGuardMiddleware(_SyncAndAsync):
     """API bodies must be JSON (415) and at most MAIMCONFIG_MAX_BODY_BYTES (413), spec §1.2."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
     def __call__(self, request):
+        if self.is_async:
+            return self._acall(request)
         if _is_guarded(request.path):
             refusal = self._check(request)
             if refusal is not None:
                 return refusal
         return self.get_response(request)
+
+    async def _acall(self, request):
+        # The ASGI handler has read the whole body before the middleware runs: checking it blocks nothing.
+        if _is_guarded(request.path):
+            refusal = self._check(request)
+            if refusal is not None:
+                return refusal
+        return await self.get_response(request)
 
     def _check(self, request):
         meta = request.META
@@ -90,14 +123,16 @@ class ApiBodyGuardMiddleware:
         return None
 
 
-class ApiExceptionMiddleware:
+class ApiExceptionMiddleware(_SyncAndAsync):
     """Exceptions that escape DRF (or happen in plain Django views) answer JSON, never HTML."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
     def __call__(self, request):
+        if self.is_async:
+            return self._acall(request)
         return self.get_response(request)
+
+    async def _acall(self, request):
+        return await self.get_response(request)
 
     def process_exception(self, request, exception):
         if request.path.startswith("/admin/"):

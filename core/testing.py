@@ -41,3 +41,86 @@ def token_client(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
+
+
+_app = None
+
+
+def _shared_app():
+    """One lane dispatcher for the test process (its thread pools live as long as the process)."""
+    global _app
+    if _app is None:
+        from core.lanes import build_application
+
+        _app = build_application()
+    return _app
+
+
+class AsgiResult:
+    """The answer of `asgi_request`: status, lower-case headers, the whole body."""
+
+    def __init__(self, status: int, headers: dict[str, str], content: bytes):
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    def json(self):
+        import json
+
+        return json.loads(self.content)
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+
+def asgi_request(method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
+                 app=None, disconnect_after: int | None = None, query: str = "") -> AsgiResult:
+    """One request through the service's real ASGI application (`core.lanes`, the lane dispatcher), in one
+    event loop from the request to the last byte of a streamed answer (as gunicorn's worker serves it).
+    `disconnect_after=n`: the client goes away after n body messages of the answer."""
+    import asyncio
+    import json
+
+    app = app or _shared_app()
+    body = b"" if json_body is None else json.dumps(json_body).encode()
+    raw_headers = [(b"host", b"testserver")]
+    if json_body is not None:
+        raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    for name, value in (headers or {}).items():
+        raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+             "root_path": "", "headers": raw_headers, "client": ("127.0.0.1", 50000),
+             "server": ("testserver", 80)}
+
+    async def run() -> AsgiResult:
+        sent_body = False
+        gone = asyncio.Event()
+        state: dict[str, Any] = {"status": 0, "headers": {}, "chunks": [], "messages": 0}
+
+        async def receive():
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                state["headers"] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message["headers"]}
+            elif message["type"] == "http.response.body":
+                state["chunks"].append(message.get("body", b""))
+                state["messages"] += 1
+                if disconnect_after is not None and state["messages"] >= disconnect_after:
+                    gone.set()  # the server sees http.disconnect and abandons the response
+                if not message.get("more_body"):
+                    gone.set()
+
+        await app(scope, receive, send)
+        return AsgiResult(state["status"], state["headers"], b"".join(state["chunks"]))
+
+    from asgiref.sync import async_to_sync
+
+    return async_to_sync(run)()

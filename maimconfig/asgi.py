@@ -1,10 +1,16 @@
+"""The ASGI application every gunicorn worker serves (`gunicorn.conf.py`): the lane dispatcher of
+`core.lanes` (chat lane, fast lane, and Django's WSGI handler in a bounded thread pool)."""
+
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 from maimconfig.startup import require_secret_key
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maimconfig.settings.base")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from core.lanes import build_application  # noqa: E402 - needs the app registry
+
+application = build_application()
 require_secret_key()

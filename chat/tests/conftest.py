@@ -28,11 +28,14 @@ temperature = 0.3
 
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path, monkeypatch):
-    """Empty rate-limit windows, and a system catalogue whose provider has no server key (offline)."""
+    """Empty rate-limit windows, a system catalogue whose provider has no server key (offline), loopback
+    allowed as an upstream host."""
     cache.clear()
     path = tmp_path / "model_config.toml"
     path.write_text(SYSTEM_CATALOGUE_WITHOUT_KEYS)
     settings.MAIMBOT_MODEL_CONFIG_PATH = str(path)
+    # The fake upstream listens on loopback, which the egress policy refuses unless allowed.
+    settings.MAIMCONFIG_LLM_ALLOWED_HOSTS = ["127.0.0.1"]
     for name in ("MAIMCONFIG_PROVIDER_KEY_OPENAI", "MAIMCONFIG_PROVIDER_KEY_FAKESYSTEM", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     yield
@@ -104,3 +107,52 @@ def key_client(raw_key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     return client
+
+
+class LaneClient:
+    """Requests through the service's real ASGI application (the chat lane of `core.lanes`), each in one
+    event loop from the request to the last byte of a streamed answer, as a gunicorn worker serves them."""
+
+    def __init__(self, raw_key: str | None = None):
+        self.headers = {"Authorization": f"Bearer {raw_key}"} if raw_key else {}
+
+    def post(self, path: str, body, *, headers: dict | None = None, **kwargs):
+        from core.testing import asgi_request
+
+        return asgi_request("POST", path, json_body=body, headers={**self.headers, **(headers or {})}, **kwargs)
+
+
+def lane_client(raw_key: str | None = None) -> LaneClient:
+    return LaneClient(raw_key)
+
+
+@pytest.fixture
+def lane_server(transactional_db):
+    """The service's real ASGI application on a loopback port (uvicorn in a thread, this process's test
+    database): real HTTP for the OpenAI SDK and for concurrency tests."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from core.testing import _shared_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(_shared_app(), host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning", loop="asyncio", http="h11"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the test server did not start"
+
+    class _Live:
+        url = f"http://127.0.0.1:{port}"
+
+    yield _Live
+    server.should_exit = True
+    thread.join(10)

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from agents.tests.factories import AgentFactory
 from chat.models import ChatMessage
-from chat.tests.conftest import key_client, key_for, llm_document, stored
+from chat.tests.conftest import key_client, key_for, lane_client, llm_document, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,11 +63,10 @@ def parse_data(raw: bytes) -> list:
 
 def test_stream_chunks_with_usage(llm_agent, fake_llm):
     fake_llm.reply = "one two"
-    response = key_client(key_for(llm_agent).raw_key).post(COMPLETIONS, {
-        "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"include_usage": True}},
-        format="json")
+    response = lane_client(key_for(llm_agent).raw_key).post(COMPLETIONS, {
+        "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"include_usage": True}})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/event-stream")
-    events = parse_data(b"".join(response.streaming_content))
+    events = parse_data(response.content)
     assert events[-1] == "[DONE]"
     chunks = events[:-1]
     assert len({(c["id"], c["created"], c["model"]) for c in chunks}) == 1
@@ -80,9 +79,9 @@ def test_stream_chunks_with_usage(llm_agent, fake_llm):
 
 
 def test_stream_without_usage_option_has_no_usage_key(offline_agent):
-    response = key_client(key_for(offline_agent).raw_key).post(COMPLETIONS, {
-        "messages": [{"role": "user", "content": "hi"}], "stream": True}, format="json")
-    events = parse_data(b"".join(response.streaming_content))
+    response = lane_client(key_for(offline_agent).raw_key).post(COMPLETIONS, {
+        "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    events = parse_data(response.content)
     assert events[-1] == "[DONE]" and all("usage" not in c for c in events[:-1])
     assert events[-2]["choices"][0]["finish_reason"] == "stop"
 
@@ -105,9 +104,9 @@ def test_upstream_failure_before_stream_is_an_error_status(llm_agent, fake_llm, 
 def test_failure_mid_stream_ends_with_error_event_without_done(llm_agent, fake_llm):
     fake_llm.reply = "a b c d e"
     fake_llm.break_after = 3
-    response = key_client(key_for(llm_agent).raw_key).post(COMPLETIONS, {
-        "messages": [{"role": "user", "content": "hi"}], "stream": True}, format="json")
-    events = parse_data(b"".join(response.streaming_content))
+    response = lane_client(key_for(llm_agent).raw_key).post(COMPLETIONS, {
+        "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    events = parse_data(response.content)
     assert "[DONE]" not in events
     assert events[-1]["error"]["code"] == "CHAT_002"
 
@@ -177,8 +176,8 @@ def test_models_offline(offline_agent):
 # --- The official SDK against the live server -----------------------------------------------------
 
 @pytest.fixture
-def sdk(live_server, llm_agent):
-    client = openai.OpenAI(base_url=f"{live_server.url}/v1", api_key=key_for(llm_agent).raw_key, max_retries=0)
+def sdk(lane_server, llm_agent):
+    client = openai.OpenAI(base_url=f"{lane_server.url}/v1", api_key=key_for(llm_agent).raw_key, max_retries=0)
     yield client
     client.close()  # no keep-alive connection (and server thread) outlives the test
 
@@ -212,7 +211,7 @@ def test_openai_sdk_raises_on_upstream_error(sdk, fake_llm):
     assert caught.value.status_code == 502
 
 
-def test_openai_sdk_with_wrong_key(live_server, offline_agent):
-    with openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="mmc_bm9wZQ==", max_retries=0) as client:
+def test_openai_sdk_with_wrong_key(lane_server, offline_agent):
+    with openai.OpenAI(base_url=f"{lane_server.url}/v1", api_key="mmc_bm9wZQ==", max_retries=0) as client:
         with pytest.raises(openai.AuthenticationError):
             client.models.list()

@@ -57,6 +57,15 @@ MAIMCONFIG_NEW_AGENT_TTL_SECONDS = env.int("MAIMCONFIG_NEW_AGENT_TTL_SECONDS", d
 MAIMCONFIG_CHAT_BATCH_MAX_ITEMS = env.int("MAIMCONFIG_CHAT_BATCH_MAX_ITEMS", default=20)
 MAIMCONFIG_CHAT_BATCH_CONCURRENCY = env.int("MAIMCONFIG_CHAT_BATCH_CONCURRENCY", default=4)
 MAIMCONFIG_CHAT_TIMEOUT_SECONDS = env.float("MAIMCONFIG_CHAT_TIMEOUT_SECONDS", default=60.0)
+# Chat lane (api.md §10.7, §11.2; README "Serving model"): in-flight limits, the max_tokens cap, loopback or
+# private hosts a provider base_url may name, and the serving pools of each worker (sync-lane threads and
+# the chat lane's database threads: a worker holds at most their sum of database connections).
+MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_KEY = env.int("MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_KEY", default=32)
+MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_TENANT = env.int("MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_TENANT", default=256)
+MAIMCONFIG_CHAT_MAX_TOKENS = env.int("MAIMCONFIG_CHAT_MAX_TOKENS", default=16384)
+MAIMCONFIG_LLM_ALLOWED_HOSTS = env.list("MAIMCONFIG_LLM_ALLOWED_HOSTS", default=[])
+MAIMCONFIG_SYNC_THREADS = env.int("MAIMCONFIG_SYNC_THREADS", default=8)
+MAIMCONFIG_CHAT_DB_THREADS = env.int("MAIMCONFIG_CHAT_DB_THREADS", default=4)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
 # Earlier values of MAIMCONFIG_SECRETS_KEY, still accepted for decryption after a key change (comma-separated);
 # `manage.py reencrypt_provider_keys` then rewrites every stored provider key under the current key.

@@ -1,0 +1,357 @@
+"""The serving model: one ASGI application that dispatches each request to a lane (README "Serving model").
+
+gunicorn runs its native ASGI worker (`gunicorn.conf.py`); every worker process serves
+`maimconfig.asgi:application`, a `LaneDispatcher`:
+
+* **Chat lane** (`CHAT_LANE_PATHS`): Django's ASGI handler with async views (`chat.aviews`). A chat request
+  waits for its upstream model on the event loop, holding no thread and no database connection; its short
+  database bursts run in the chat app's own bounded executor (`MAIMCONFIG_CHAT_DB_THREADS`).
+* **Fast lane**: async handlers registered for exact `(method, path)` pairs with `register_fast_handler`.
+  A handler receives the whole body and either answers the request itself or declines (returns False,
+  having sent nothing); a declined request continues to the sync lane with the same body.
+* **Sync lane** (everything else: bot routes, management API, admin, docs, static files): Django's WSGI
+  handler, run in a bounded thread pool (`MAIMCONFIG_SYNC_THREADS` threads per worker). This is the
+  bulkhead: chat requests never take these threads, so key verification and heartbeats keep their normal
+  latency however many chats are in flight.
+
+Database connections per worker are therefore at most `MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS`.
+
+Lifespan: at shutdown (after gunicorn has let in-flight requests finish) the callbacks registered with
+`on_shutdown` run in registration order, then the thread pools are drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import io
+import logging
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger("maimconfig.lanes")
+
+# The routes whose requests wait on an upstream model (api.md §10, §11). Paths answer with and without
+# a trailing slash (§1.1).
+CHAT_LANE_PATHS = frozenset({"/api/v2/chat", "/api/v2/chat/batch", "/v1/chat/completions"})
+
+# Middleware of the chat lane, outermost first: only async-capable classes, so a chat request makes no
+# thread hop through the middleware. The sync lane keeps settings.MIDDLEWARE unchanged.
+CHAT_LANE_MIDDLEWARE = (
+    "core.middleware.RequestContextMiddleware",
+    "core.lanes.LaneSecurityMiddleware",
+    "core.middleware.ApiBodyGuardMiddleware",
+    "core.middleware.ApiExceptionMiddleware",
+)
+
+FastHandler = Callable[[dict, bytes, Callable[[dict], Awaitable[None]]], Awaitable[bool]]
+
+_fast_handlers: dict[tuple[str, str], FastHandler] = {}
+_shutdown_callbacks: list[Callable[[], Any]] = []
+
+
+def _path_variants(path: str) -> tuple[str, ...]:
+    stripped = path.rstrip("/") or "/"
+    return (stripped,) if stripped == "/" else (stripped, stripped + "/")
+
+
+def is_chat_lane(path: str) -> bool:
+    return (path[:-1] if path.endswith("/") else path) in CHAT_LANE_PATHS
+
+
+def register_fast_handler(method: str, path: str, handler: FastHandler) -> None:
+    """Serve `method path` (exact; with and without a trailing slash) by `handler` before the sync lane.
+
+    `async def handler(scope, body: bytes, send) -> bool`: send a complete ASGI response and return True,
+    or send nothing and return False to let the sync lane (Django) answer the request. It runs on the event
+    loop, so it must not block (no database query; Redis through an async client). Call this from an app's
+    `AppConfig.ready()`; a second registration for the same pair replaces the first.
+    """
+    if not iscoroutinefunction(handler):
+        raise TypeError("A fast-lane handler must be an async function.")
+    for variant in _path_variants(path):
+        _fast_handlers[(method.upper(), variant)] = handler
+
+
+def unregister_fast_handler(method: str, path: str) -> None:
+    for variant in _path_variants(path):
+        _fast_handlers.pop((method.upper(), variant), None)
+
+
+def on_shutdown(callback: Callable[[], Any]) -> Callable[[], Any]:
+    """Run `callback` when a worker shuts down gracefully (ASGI lifespan shutdown), after in-flight requests.
+
+    Sync callbacks run in a sync-lane thread (they may use the database); async ones on the event loop.
+    A failing callback is logged and does not stop the others. Usable as a decorator.
+    """
+    _shutdown_callbacks.append(callback)
+    return callback
+
+
+async def run_shutdown_callbacks(executor: ThreadPoolExecutor | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    for callback in list(_shutdown_callbacks):
+        try:
+            if inspect.iscoroutinefunction(callback):
+                await callback()
+            else:
+                await loop.run_in_executor(executor, _run_closing_connections, callback)
+        except Exception:  # noqa: BLE001 - one failing hook must not skip the others
+            logger.exception("Shutdown callback failed", extra={"callback": getattr(callback, "__qualname__", "")})
+
+
+def _run_closing_connections(callback):
+    from django.db import connections
+
+    try:
+        return callback()
+    finally:
+        connections.close_all()
+
+
+class LaneSecurityMiddleware:
+    """The chat lane's share of the sync stack, without thread hops: the `Host` check (a disallowed host
+    answers 400 as in the sync lane) and the security headers of Django's SecurityMiddleware."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response):
+        from django.middleware.security import SecurityMiddleware
+
+        self.get_response = get_response
+        self._security = SecurityMiddleware(get_response)
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            from core.views import bad_request
+
+            return bad_request(request, exc)
+        redirect = self._security.process_request(request)
+        if redirect is not None:
+            return redirect
+        response = await self.get_response(request)
+        return self._security.process_response(request, response)
+
+
+class ChatLaneHandler(ASGIHandler):
+    """Django's ASGI handler with the chat lane's async-only middleware (`CHAT_LANE_MIDDLEWARE`)."""
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(CHAT_LANE_MIDDLEWARE):
+            middleware = import_string(path)
+            if not getattr(middleware, "async_capable", False):
+                raise TypeError(f"Chat-lane middleware {path} must be async-capable.")
+            instance = middleware(handler)
+            if not iscoroutinefunction(instance):
+                raise TypeError(f"Chat-lane middleware {path} did not become async.")
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+
+# --- Sync lane: Django's WSGI handler in a bounded thread pool --------------------------------------
+
+def _wsgi_environ(scope: dict, body: bytes) -> dict:
+    """A PEP 3333 environ for an ASGI HTTP scope whose body has been read."""
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client") or ("", 0)
+    script_name = scope.get("root_path", "")
+    path = scope["path"]
+    if script_name and path.startswith(script_name):
+        path = path[len(script_name):]
+    environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name.encode("utf-8").decode("latin-1"),
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1] if server[1] is not None else 80),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "REMOTE_ADDR": client[0] if client else "",
+        "REMOTE_PORT": str(client[1]) if client else "0",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        if name == "CONTENT_TYPE":
+            key = "CONTENT_TYPE"
+        elif name == "CONTENT_LENGTH":
+            key = "CONTENT_LENGTH"
+        else:
+            key = "HTTP_" + name
+        if key in environ:
+            value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
+        environ[key] = value
+    return environ
+
+
+# A WSGI body larger than this is relayed to the client while the app still produces it (backpressure);
+# smaller ones (every API answer) are sent in one go after the app returns: one thread hop per request.
+_BUFFER_LIMIT = 256 * 1024
+
+
+class SyncLane:
+    """Runs a WSGI application for ASGI requests in a bounded pool of `threads` threads."""
+
+    def __init__(self, wsgi_app, threads: int):
+        self.wsgi_app = wsgi_app
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-lane")
+
+    async def __call__(self, scope: dict, body: bytes, send) -> None:
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        status, headers, chunks, streamed = await loop.run_in_executor(
+            self.executor, context.run, self._run, scope, body, send, loop)
+        if streamed:
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+    def _run(self, scope, body, send, loop):
+        state: dict[str, Any] = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            if exc_info and state.get("started"):
+                raise exc_info[1].with_traceback(exc_info[2])
+            state["status"] = int(status.split(" ", 1)[0])
+            state["headers"] = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                for name, value in response_headers]
+            return lambda data: chunks.append(data)
+
+        def relay(message):
+            asyncio.run_coroutine_threadsafe(send(message), loop).result()
+
+        chunks: list[bytes] = []
+        size = 0
+        streamed = False
+        result = self.wsgi_app(_wsgi_environ(scope, body), start_response)
+        try:
+            for chunk in result:
+                if not chunk:
+                    continue
+                if streamed:
+                    relay({"type": "http.response.body", "body": chunk, "more_body": True})
+                    continue
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > _BUFFER_LIMIT:
+                    streamed = True
+                    relay({"type": "http.response.start", "status": state["status"], "headers": state["headers"]})
+                    relay({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+                    chunks = []
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if streamed:
+            relay({"type": "http.response.body", "body": b""})
+        return state["status"], state["headers"], chunks, streamed
+
+
+async def read_body(receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, at most `limit + 1` bytes (the sync lane's guard answers 413 above `limit`).
+    Returns (body, disconnected)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", True
+        chunk = message.get("body", b"")
+        if chunk and size <= limit:
+            parts.append(chunk)
+            size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(parts)
+    return body[: limit + 1], False
+
+
+class LaneDispatcher:
+    """The ASGI application of a worker: lifespan, then each HTTP request to its lane (module docstring)."""
+
+    def __init__(self, *, chat_app, wsgi_app, sync_threads: int, body_limit: int):
+        self.chat_app = chat_app
+        self.sync_lane = SyncLane(wsgi_app, sync_threads)
+        self.body_limit = body_limit
+
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "http":
+            if is_chat_lane(scope["path"]):
+                await self.chat_app(scope, receive, send)
+                return
+            body, disconnected = await read_body(receive, self.body_limit)
+            if disconnected:
+                return
+            handler = _fast_handlers.get((scope["method"], scope["path"])) if _fast_handlers else None
+            if handler is not None and await handler(scope, body, send):
+                return
+            await self.sync_lane(scope, body, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websocket: not served
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await run_shutdown_callbacks(self.sync_lane.executor)
+                await self.shutdown_pools()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def shutdown_pools(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.sync_lane.executor.shutdown, True)
+        try:
+            from chat.aio import shutdown_db_executor
+        except ImportError:  # pragma: no cover - the chat app is always installed
+            return
+        await loop.run_in_executor(None, shutdown_db_executor)
+
+
+_build_lock = threading.Lock()
+
+
+def build_application() -> LaneDispatcher:
+    """The worker's application (used by `maimconfig/asgi.py`); Django must be set up first."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    with _build_lock:
+        return LaneDispatcher(chat_app=ChatLaneHandler(), wsgi_app=WSGIHandler(),
+                              sync_threads=settings.MAIMCONFIG_SYNC_THREADS,
+                              body_limit=max(settings.MAIMCONFIG_MAX_BODY_BYTES,
+                                             settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0))
