@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity clean
+.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity clean messages
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -20,6 +20,10 @@ system-deps:
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+	@# Chinese glyphs for the zh-CN screenshots of the console.
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei; \
 	fi
 
 $(VENV)/.installed: requirements.txt requirements-test.txt | system-deps
@@ -35,6 +39,8 @@ install: system-deps $(VENV)/.installed
 	@sed "s|^SECRET_KEY=.*|SECRET_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
 	@echo "Created .env with a random SECRET_KEY"
 
+# The access log on the console (one line per request); GUNICORN_ACCESSLOG= (empty) turns it off.
+run: export GUNICORN_ACCESSLOG ?= -
 run: install .env
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py ensure_first_operator
@@ -58,6 +64,14 @@ bench-auth: install
 
 bench-activity: install
 	bench/run_activity_bench.sh
+
+# Extract every marked string into locale/zh_Hans/LC_MESSAGES/django.po (existing translations are kept,
+# vanished ones dropped), then compile the .mo the service reads. Idempotent; both files are committed.
+MESSAGES_IGNORE := --ignore='.venv/*' --ignore='staticfiles/*' --ignore='*/tests/*' --ignore='tests/*' \
+	--ignore='bench/*' --ignore='data/*' --ignore='artifacts/*' --ignore='node_modules/*'
+messages:
+	SECRET_KEY=messages $(PY) manage.py makemessages -l zh_Hans --no-obsolete --add-location=file $(MESSAGES_IGNORE)
+	SECRET_KEY=messages $(PY) manage.py compilemessages -l zh_Hans --ignore='.venv/*'
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

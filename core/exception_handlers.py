@@ -25,6 +25,7 @@ from core.envelope import (
 )
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
+from core.races import vanished_agent
 from core.validation import NON_FIELD, flatten_errors
 
 logger = logging.getLogger("maimconfig.api")
@@ -96,7 +97,7 @@ def _agent_key_tenant_id(request) -> str | None:
 
 
 def api_exception_handler(exc, context):
-    app_error = to_application_error(exc)
+    app_error = vanished_agent(exc, context.get("request")) or to_application_error(exc)
     if app_error is None:
         _log_unexpected(exc)
         app_error = ApplicationError(ErrorCode.INTERNAL_ERROR)

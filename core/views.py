@@ -4,8 +4,10 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import JsonResponse
+from django.utils.translation import gettext
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -15,6 +17,8 @@ from rest_framework.views import APIView
 from core.api import NonAtomicRequestsMixin
 from core.envelope import error_response
 from core.errors import ErrorCode
+from core.exceptions import validation_error
+from core.validation import NON_FIELD
 
 SERVICE_DESCRIPTION = (
     "Control plane for MaiMBot: tenants, agents, agent configuration, API keys, heartbeats, plugin "
@@ -151,8 +155,15 @@ def not_found(request, exception=None, *args, **kwargs):
 
 
 def bad_request(request, exception=None):
-    return error_response(request, ErrorCode.VALIDATION_ERROR, "The request is invalid (for example, a disallowed Host header).",
-                          data={"errors": {"non_field_errors": ["The request is invalid."]}})
+    """Django's 400 (a disallowed `Host`, another suspicious request) as a §1.6 validation error: `error`
+    repeats the first entry of `data.errors` as `<path>: <message>` (issue 12, item 11). The header's value is
+    not echoed."""
+    if isinstance(exception, DisallowedHost):
+        message = gettext("The Host header names a host this service does not serve (ALLOWED_HOSTS).")
+    else:
+        message = gettext("The request is invalid.")
+    app_error = validation_error({NON_FIELD: [message]})
+    return error_response(request, ErrorCode.VALIDATION_ERROR, app_error.error, data=app_error.data)
 
 
 def permission_denied(request, exception=None):

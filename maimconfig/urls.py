@@ -13,6 +13,7 @@ _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the console's language switcher
     path("api/v2/", include("tenants.urls")),
     path("api/v2/", include("agents.urls")),
     path("api/v2/", include("apikeys.urls")),

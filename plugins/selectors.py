@@ -3,6 +3,7 @@
 import re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext
 
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
@@ -48,5 +49,6 @@ def plugin_setting_get(*, setting_id: str, tenant_id: str | None = None,
             query = query.filter(tenant_id=tenant_id).filter(Q(agent_scope="") | Q(agent_scope=agent_id or ""))
         setting = query.first()
     if setting is None:
-        raise ApplicationError(ErrorCode.PLUGIN_001, f"Plugin setting '{setting_id}' does not exist."[:200])
+        raise ApplicationError(ErrorCode.PLUGIN_001, (gettext("Plugin setting '%(setting_id)s' does not exist.")
+                                                      % {"setting_id": setting_id})[:200])
     return setting

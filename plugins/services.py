@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.models import AuditAction, AuditTarget
 from audit.services import audit_record, snapshot
@@ -35,7 +36,8 @@ def _lock_scope(*, tenant_id: str, agent_id: str | None):
 
     tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
     if tenant is None:
-        raise ApplicationError(ErrorCode.TENANT_003, f"Tenant '{tenant_id}' does not exist."[:200])
+        raise ApplicationError(ErrorCode.TENANT_003, (gettext("Tenant '%(tenant_id)s' does not exist.")
+                                                      % {"tenant_id": tenant_id})[:200])
     agent = None
     if agent_id is not None:
         agent = Agent.objects.filter(pk=agent_id, tenant_id=tenant.pk).first()

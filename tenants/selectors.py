@@ -1,6 +1,7 @@
 """Reads on tenants."""
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
@@ -12,7 +13,8 @@ def tenant_get(*, tenant_id: str) -> Tenant:
     """The tenant, or TENANT_003 (a malformed id is simply not found)."""
     tenant = Tenant.objects.filter(pk=tenant_id).first() if isinstance(tenant_id, str) else None
     if tenant is None:
-        raise ApplicationError(ErrorCode.TENANT_003, f"Tenant '{tenant_id}' does not exist."[:200])
+        raise ApplicationError(ErrorCode.TENANT_003, (gettext("Tenant '%(tenant_id)s' does not exist.")
+                                                      % {"tenant_id": tenant_id})[:200])
     return tenant
 
 

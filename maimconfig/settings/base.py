@@ -295,3 +295,8 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+# A disallowed `Host` is the client's mistake (the answer is a 400): Django logs it at ERROR, we at WARNING.
+LOGGING["filters"]["warning_level"] = {"()": "core.security.WarningLevelFilter"}
+LOGGING["loggers"]["django.security.DisallowedHost"] = {
+    "handlers": ["console"], "level": "WARNING", "propagate": False, "filters": ["warning_level"],
+}
