@@ -8,12 +8,15 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.db.models import F
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from agents import configdoc, selectors, services
 from agents.models import Agent
 from agents.serializers import TagListField
+from console.selectors import NEVER_SEEN, OFFLINE, ONLINE, agent_liveness_q
 from core.admin import ServiceModelAdmin, error_lines
 from core.exceptions import ApplicationError
 
@@ -64,11 +67,31 @@ class AgentAdminForm(forms.ModelForm):
         self.instance.config = config
 
 
+class LivenessFilter(admin.SimpleListFilter):
+    """Online (a real heartbeat within its TTL), offline (it expired), never seen (no bot ever sent one)."""
+
+    title = _("liveness")
+    parameter_name = "liveness"
+
+    def lookups(self, request, model_admin):
+        return [(ONLINE, _("online")), (OFFLINE, _("offline")), (NEVER_SEEN, _("never seen"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in (ONLINE, OFFLINE, NEVER_SEEN):
+            return queryset.filter(agent_liveness_q(self.value(), now=timezone.now()))
+        return queryset
+
+
+_LIVENESS_LABELS = {ONLINE: _("online"), OFFLINE: _("offline"), NEVER_SEEN: _("never seen")}
+_LIVENESS_COLORS = {ONLINE: "#059669", OFFLINE: "#dc2626", NEVER_SEEN: "#6b7280"}
+
+
 @admin.register(Agent)
 class AgentAdmin(ServiceModelAdmin):
     form = AgentAdminForm
-    list_display = ("name", "id", "tenant", "status", "is_online", "last_seen_at", "created_at")
-    list_filter = ("status", "tenant")
+    # Fits 1366 px: the id, description and timestamps are on the detail page (and searchable).
+    list_display = ("name", "tenant", "status", "liveness", "last_seen_at")
+    list_filter = (LivenessFilter, "status", "tenant")
     search_fields = ("name", "id", "tenant__tenant_name", "tenant__id", "description")
     list_select_related = ("tenant",)
     readonly_fields = ("id", "online_status", "config_warnings", "created_at", "updated_at")
@@ -81,23 +104,36 @@ class AgentAdmin(ServiceModelAdmin):
         return fields
 
     def get_queryset(self, request):
-        return selectors.agents_with_liveness().select_related("tenant")
+        return (selectors.agents_with_liveness().select_related("tenant")
+                .annotate(activity_heartbeat_at=F("activity__heartbeat_at")))
 
-    @admin.display(boolean=True, description="online")
-    def is_online(self, obj):
+    @staticmethod
+    def liveness_state(obj) -> str:
+        heartbeat_at = getattr(obj, "activity_heartbeat_at", None)
+        if heartbeat_at is None:
+            return NEVER_SEEN
         expires_at = getattr(obj, "activity_expires_at", None)
-        return expires_at is not None and expires_at > timezone.now()
+        return ONLINE if expires_at is not None and expires_at > timezone.now() else OFFLINE
 
-    @admin.display(description="last seen", ordering="activity__last_seen_at")
+    @admin.display(description=_("liveness"), ordering="activity__expires_at")
+    def liveness(self, obj):
+        state = self.liveness_state(obj)
+        return format_html('<span class="liveness liveness-{}" style="color: {}">● {}</span>', state,
+                           _LIVENESS_COLORS[state], _LIVENESS_LABELS[state])
+
+    @admin.display(description=_("last heartbeat"), ordering="activity__heartbeat_at")
     def last_seen_at(self, obj):
-        return getattr(obj, "activity_last_seen_at", None)
+        return getattr(obj, "activity_heartbeat_at", None)
 
-    @admin.display(description="online")
+    @admin.display(description=_("liveness"))
     def online_status(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        seen = getattr(obj, "activity_last_seen_at", None)
-        return f"{'online' if self.is_online(obj) else 'offline'}; last seen {seen or 'never'}"
+        state = self.liveness_state(obj)
+        seen = getattr(obj, "activity_heartbeat_at", None)
+        if seen is None:
+            return _LIVENESS_LABELS[state]
+        return _("%(state)s; last heartbeat %(seen)s") % {"state": _LIVENESS_LABELS[state], "seen": seen}
 
     @admin.display(description="config warnings")
     def config_warnings(self, obj):
@@ -134,3 +170,6 @@ class AgentAdmin(ServiceModelAdmin):
     def delete_queryset(self, request, queryset):
         for agent in queryset:
             services.agent_delete(agent=agent)
+
+
+from agents import admin_versions  # noqa: E402,F401  (registers the configuration versions' admin)
