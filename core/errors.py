@@ -32,6 +32,7 @@ class ErrorCode(str, Enum):
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    CONFLICT = "CONFLICT"
     TENANT_002 = "TENANT_002"
     TENANT_003 = "TENANT_003"
     TENANT_008 = "TENANT_008"
@@ -41,6 +42,7 @@ class ErrorCode(str, Enum):
     AGENT_011 = "AGENT_011"
     AGENT_012 = "AGENT_012"
     AGENT_013 = "AGENT_013"
+    AGENT_014 = "AGENT_014"
     KEY_001 = "KEY_001"
     KEY_002 = "KEY_002"
     KEY_003 = "KEY_003"
@@ -93,6 +95,11 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.SERVICE_UNAVAILABLE: ErrorSpec(
         503, gettext_noop("Service unavailable"), gettext_noop("The database is unreachable; try again later.")
     ),
+    # A database constraint refused a write no service turned into its resource's own code (issue 15):
+    # a duplicate or a row that vanished meanwhile. Raised by the exception handler only.
+    ErrorCode.CONFLICT: ErrorSpec(
+        409, gettext_noop("Conflict"), gettext_noop("The request conflicts with the current state of the data; reload it and try again.")
+    ),
     ErrorCode.TENANT_002: ErrorSpec(409, gettext_noop("Tenant name already in use"), gettext_noop("A tenant with this name already exists.")),
     ErrorCode.TENANT_003: ErrorSpec(404, gettext_noop("Tenant not found"), gettext_noop("The tenant does not exist.")),
     ErrorCode.TENANT_008: ErrorSpec(409, gettext_noop("Tenant is not active"), gettext_noop("The tenant is not active.")),
@@ -106,6 +113,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.AGENT_012: ErrorSpec(400, gettext_noop("Agent config invalid"), gettext_noop("The agent config is invalid.")),
     ErrorCode.AGENT_013: ErrorSpec(409, gettext_noop("Agent is not active"), gettext_noop("The agent is not active.")),
+    ErrorCode.AGENT_014: ErrorSpec(
+        404, gettext_noop("Configuration version not found"), gettext_noop("The agent has no configuration version with this number.")
+    ),
     ErrorCode.KEY_001: ErrorSpec(404, gettext_noop("API key not found"), gettext_noop("The API key does not exist.")),
     ErrorCode.KEY_002: ErrorSpec(
         409, gettext_noop("API key name already in use"), gettext_noop("An API key with this name already exists in this tenant.")

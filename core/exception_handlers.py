@@ -10,12 +10,13 @@ import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django.utils.translation import gettext
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from core import db_errors
 from core.envelope import (
     WWW_AUTHENTICATE,
     apply_legacy_status,
@@ -30,23 +31,6 @@ from core.validation import NON_FIELD, flatten_errors
 
 logger = logging.getLogger("maimconfig.api")
 
-
-
-# MySQL/MariaDB client error codes that mean "cannot reach or use the server" (not a query problem).
-_MYSQL_UNAVAILABLE = {1040, 1045, 1049, 1205, 2002, 2003, 2005, 2006, 2013, 2055}
-_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "table is locked", "disk i/o error")
-
-
-def _is_db_unavailable(exc: BaseException) -> bool:
-    """True for a database that cannot be reached (503); other database errors stay 500s."""
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    first = exc.args[0] if exc.args else None
-    if isinstance(first, int):
-        return first in _MYSQL_UNAVAILABLE
-    return any(marker in str(exc).lower() for marker in _SQLITE_UNAVAILABLE)
 
 
 def to_application_error(exc: BaseException) -> ApplicationError | None:
@@ -76,14 +60,33 @@ def to_application_error(exc: BaseException) -> ApplicationError | None:
         wait = max(1, math.ceil(exc.wait or 1))
         return ApplicationError(ErrorCode.RATE_LIMITED, data={"retry_after": wait},
                                 headers={"Retry-After": str(wait)})
-    if _is_db_unavailable(exc):
-        return ApplicationError(ErrorCode.SERVICE_UNAVAILABLE)
+    failure = db_errors.classify(exc)
+    if failure is not None:
+        wait = db_errors.RETRY_AFTER_SECONDS[failure]
+        return ApplicationError(ErrorCode.SERVICE_UNAVAILABLE, db_errors.unavailable_message(failure),
+                                headers={"Retry-After": str(wait)})
+    refusal = db_errors.classify_integrity(exc)
+    if refusal is not None:
+        # A service should have turned this into its resource's code; logged (summarised) to find it.
+        logger.warning("Integrity error reached the exception handler", exc_info=(type(exc), exc, exc.__traceback__),
+                       extra={"failure_kind": "database_integrity"})
+        if refusal.status == 409:
+            return ApplicationError(ErrorCode.CONFLICT)
+        return validation_error({NON_FIELD: [gettext("The database refused a value of this request.")]})
     return None
 
 
 def _log_unexpected(exc: BaseException) -> None:
-    message = "Database unavailable" if _is_db_unavailable(exc) else "Unhandled exception"
-    logger.error(message, exc_info=(type(exc), exc, exc.__traceback__))
+    """Log a 5xx cause with its traceback. Repeats of one kind are summarised by the log handler's
+    `core.logging.RepeatSummaryFilter` (an outage must be visible, not bury the disk); the kind is the
+    database failure (`database_read_only`, …) or `unhandled_exception`."""
+    failure = db_errors.classify(exc)
+    if failure is not None:
+        logger.error("Database unavailable (%s)", failure.value, exc_info=(type(exc), exc, exc.__traceback__),
+                     extra={"failure_kind": failure.value})
+    else:
+        logger.error("Unhandled exception", exc_info=(type(exc), exc, exc.__traceback__),
+                     extra={"failure_kind": "unhandled_exception"})
 
 
 def _agent_key_tenant_id(request) -> str | None:

@@ -1,6 +1,10 @@
 """Operational routes (spec §13) and the Django-level error views (JSON, never HTML)."""
 
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,6 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import db_errors
 from core.api import NonAtomicRequestsMixin
 from core.envelope import error_response
 from core.errors import ErrorCode
@@ -74,30 +79,78 @@ class RootView(OpsView):
         })
 
 
-def check_database() -> bool:
+HEALTH_CHECK_SECONDS = 2.0  # spec §13.2: each check has a 2-second limit
+_health_executors: dict[str, tuple[int, ThreadPoolExecutor]] = {}
+_health_executors_lock = threading.Lock()
+
+
+def _health_executor(name: str) -> ThreadPoolExecutor:
+    """Two threads per check and process (created after gunicorn's fork): a hung dependency can hold them,
+    then further checks wait in the queue and report a timeout; nothing else is ever blocked."""
+    with _health_executors_lock:
+        pid, executor = _health_executors.get(name, (None, None))
+        if pid != os.getpid():
+            executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"health-{name}")
+            _health_executors[name] = (os.getpid(), executor)
+        return executor
+
+
+def _run_check(name: str, check) -> str | None:
+    """None when healthy, else the problem: `timeout`, or what the check reports."""
+    future = _health_executor(name).submit(check)
+    try:
+        return future.result(timeout=HEALTH_CHECK_SECONDS)
+    except FutureTimeout:
+        return "timeout"
+    except Exception:  # noqa: BLE001 - any other failure is "unreachable"; no detail is exposed
+        return "unreachable"
+
+
+def check_database() -> str | None:
+    """`SELECT 1` on a connection of the check's own thread. None when it answers; else the failure kind
+    (`unreachable`, `too_many_connections`, `lock_timeout`, …). A read-only database still answers
+    `SELECT 1` (reads are served): it is reported as `read_only` beside a healthy status."""
     try:
         with connection.cursor() as cursor:
+            if connection.vendor == "mysql":
+                cursor.execute("SELECT 1, @@global.read_only")
+                row = cursor.fetchone()
+                if row[0] != 1:
+                    return "unreachable"
+                return "read_only" if row[1] else None
             cursor.execute("SELECT 1")
-            return cursor.fetchone()[0] == 1
-    except Exception:  # noqa: BLE001 - any failure means unhealthy; no detail is exposed
-        return False
+            return None if cursor.fetchone()[0] == 1 else "unreachable"
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; no detail is exposed
+        failure = db_errors.classify(exc)
+        return failure.value.removeprefix("database_") if failure is not None else "unreachable"
+    finally:
+        connection.close()
 
 
-def check_cache() -> bool:
-    key = f"maimconfig:health:{time.perf_counter_ns()}"
+def check_cache() -> str | None:
+    """Write, read back and delete a short-lived key. None when that works, else `unreachable`."""
+    key = f"maimconfig:health:{os.getpid()}:{time.perf_counter_ns()}"
     try:
         cache.set(key, "ok", timeout=5)
         healthy = cache.get(key) == "ok"
         cache.delete(key)
-        return healthy
+        return None if healthy else "unreachable"
     except Exception:  # noqa: BLE001
-        return False
+        return "unreachable"
 
 
 class HealthView(OpsView):
+    """Spec §13.2. `problems` names the dependency that is down or degraded and how (`unreachable`,
+    `timeout`, `too_many_connections`, `read_only`, …), without any error text."""
+
     def get(self, request):
-        database, cache_ok = check_database(), check_cache()
+        database_problem = _run_check("database", check_database)
+        cache_problem = _run_check("cache", check_cache)
+        database = database_problem in (None, "read_only")  # SELECT 1 answered
+        cache_ok = cache_problem is None
         healthy = database and cache_ok
+        problems = {name: problem for name, problem in (("database", database_problem), ("cache", cache_problem))
+                    if problem is not None}
         return Response(
             {
                 "status": "healthy" if healthy else "unhealthy",
@@ -108,6 +161,7 @@ class HealthView(OpsView):
                     "cache": "healthy" if cache_ok else "unhealthy",
                     "api": "healthy",
                 },
+                "problems": problems,
             },
             status=200 if healthy else 503,
         )

@@ -272,10 +272,16 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'text', not {LOG_FORMAT!r}.")
+# Repeated failures (WARNING and above) of one kind within this many seconds are summarised in one line
+# instead of written one by one (core.logging.RepeatSummaryFilter); 0 writes every one.
+MAIMCONFIG_LOG_REPEAT_WINDOW_SECONDS = env.float("MAIMCONFIG_LOG_REPEAT_WINDOW_SECONDS", default=10.0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "core.logging.RequestIdFilter"},
+        "repeat_summary": {"()": "core.logging.RepeatSummaryFilter", "window": MAIMCONFIG_LOG_REPEAT_WINDOW_SECONDS},
+    },
     "formatters": {
         "json": {"()": "core.logging.JsonFormatter"},
         "text": {
@@ -286,7 +292,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "repeat_summary"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
