@@ -89,6 +89,11 @@ def changes_between(before: dict[str, Any] | None, after: dict[str, Any] | None)
     changes = {}
     for path in [*flat_before, *(p for p in flat_after if p not in flat_before)]:
         old, new = flat_before.get(path, _ABSENT), flat_after.get(path, _ABSENT)
+        if (old == {} and new is _ABSENT and any(p.startswith(path + ".") for p in flat_after)) or \
+                (new == {} and old is _ABSENT and any(p.startswith(path + ".") for p in flat_before)):
+            continue  # an empty object that gained (or lost) members: the members' own paths tell it
+        if (old is _ABSENT and new is None) or (new is _ABSENT and old is None):
+            continue  # absent and null read the same: a creation lists only the values it set
         if old is not _ABSENT and new is not _ABSENT and \
                 json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True):
             continue
