@@ -48,3 +48,31 @@ def open_mode(settings):
 @pytest.fixture
 def db_vendor() -> str:
     return connection.vendor
+
+
+class FrozenClock:
+    """`django.utils.timezone.now` returns `self.now` until the test ends; `advance(seconds=…)` moves it.
+
+    Every time-dependent check of the service (key expiry, per-minute windows, the /auth throttle) reads
+    this clock, so a test that counts within a minute never straddles a real minute boundary."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def advance(self, **kwargs):
+        from datetime import timedelta
+
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch) -> FrozenClock:
+    """A clock frozen 15 s into a minute (2026-11-24 12:00:15 UTC; Unix time 1795521615)."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    clock = FrozenClock(datetime(2026, 11, 24, 12, 0, 15, tzinfo=UTC))
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock

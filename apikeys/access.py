@@ -11,7 +11,8 @@ Call it in every view that agent keys may use, after the permission class and BE
      -> 403 PERMISSION_DENIED, whether or not that object exists; absent ones (None) default to the key's;
   2. the key's per-minute limit: when reached -> 429 AUTH_008 with `data.retry_after`, `Retry-After` and
      the `X-RateLimit-*` headers (nothing counted);
-  3. counts one use (atomic `usage_count + 1`, `last_used_at = now`), exactly once per request: later
+  3. counts one use (`apikeys.usage.count_use`: Redis write-behind, or an atomic `usage_count + 1`
+     UPDATE; `last_used_at = now`), exactly once per request: later
      calls on the same request re-check the scope only. The use stays counted even if the request then
      fails (400/404/409/5xx) and its transaction rolls back (re-applied by
      `apikeys.middleware.AgentKeyUsageMiddleware`, which also adds `X-RateLimit-*` to the response).
@@ -23,10 +24,9 @@ no scope check, not limited to once per request).
 
 from django.db import connection, transaction
 
-from apikeys import ratelimit
+from apikeys import ratelimit, usage
 from apikeys.metrics import record_verification
 from apikeys.principal import AgentKeyPrincipal
-from apikeys.services import apikey_record_use
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.permissions import is_agent_key_request
@@ -74,23 +74,27 @@ def _state(request, principal: AgentKeyPrincipal) -> KeyUseState:
 
 def consume_key_use(request, *, units: int = 1) -> None:
     """Take `units` of the key's per-minute limit, all or nothing (429 AUTH_008, nothing counted), and
-    count `units` uses in one UPDATE. Agent keys only. A chat batch passes its number of valid items."""
+    count `units` uses (`apikeys.usage.count_use`: Redis write-behind, or one UPDATE). Agent keys only.
+    A chat batch passes its number of valid items."""
     principal = request.auth
     state = _state(request, principal)
-    if principal.rate_limit_per_minute is not None:
-        rate = ratelimit.consume(principal.api_key_id, principal.rate_limit_per_minute, units=units)
-        state.rate = rate
-        if not rate.allowed:
-            record_verification(ErrorCode.AUTH_008.value, "request")
-            raise ApplicationError(
-                ErrorCode.AUTH_008,
-                f"The API key's rate limit of {rate.limit} requests per minute has been reached.",
-                data={"retry_after": rate.reset_seconds},
-                headers={"Retry-After": str(rate.reset_seconds), **rate.headers()},
-            )
-    apikey_record_use(api_key_id=principal.api_key_id, uses=units)
+    used = usage.count_use(api_key_id=principal.api_key_id, tenant_id=principal.tenant_id,
+                           agent_id=principal.agent_id, limit=principal.rate_limit_per_minute, units=units)
+    state.rate = used.rate
+    if not used.allowed:
+        rate = used.rate
+        record_verification(ErrorCode.AUTH_008.value, "request")
+        usage.meter_refusal(ErrorCode.AUTH_008.value, principal.api_key)
+        raise ApplicationError(
+            ErrorCode.AUTH_008,
+            f"The API key's rate limit of {rate.limit} requests per minute has been reached.",
+            data={"retry_after": rate.reset_seconds},
+            headers={"Retry-After": str(rate.reset_seconds), **rate.headers()},
+        )
     state.counted = True
-    if connection.in_atomic_block:
+    # A use counted in Redis is outside any transaction: it stays counted whatever happens next. One
+    # counted by an UPDATE inside the request transaction is re-applied if that transaction rolls back.
+    if not used.via_redis and connection.in_atomic_block:
         for _ in range(units):
             marker = _CommitMarker()
             transaction.on_commit(marker)

@@ -10,7 +10,8 @@ Where the key comes from:
   /api/v2/usage-logs), or on any view that sets the class attribute `agent_key_in_body = True`.
   When both are present they must be equal, else 400 VALIDATION_ERROR at `api_key` (nothing counted).
 
-Verification is checks 1–6 of §6.2, read from the database on every request: failures raise the
+Verification is checks 1–6 of §6.2, with key state read on every request (from the database, or the
+Redis key-state cache that every revocation invalidates, `apikeys.keycache`): failures raise the
 ApplicationError of the code (AUTH_001/002/004/005 -> 401 with `WWW-Authenticate`, AUTH_006/007 -> 403).
 The route permission (AUTH_003) is checked by `apikeys.permissions.OperatorOrAgentKey`, and the scope,
 the per-minute limit (AUTH_008) and the usage count by `apikeys.access.authorize_key_scope`, which the
@@ -25,7 +26,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from apikeys.keys import KEY_PREFIX
 from apikeys.metrics import record_verification
 from apikeys.principal import AgentKeyPrincipal, AgentKeyUser
-from apikeys.verification import verify_key
+from apikeys.verification import record_refusal, verify_key
 from core.envelope import WWW_AUTHENTICATE
 from core.exceptions import ApplicationError, validation_error
 
@@ -85,6 +86,7 @@ class AgentKeyAuthentication(BaseAuthentication):
         result = verify_key(raw_key, stop_before_permission=True)
         if not result.valid:
             record_verification(result.code.value, "request")
+            record_refusal(result)
             request._not_authenticated()
             raise ApplicationError(result.code)
         principal = AgentKeyPrincipal(result.key, using_previous_secret=bool(result.using_previous_secret))

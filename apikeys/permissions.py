@@ -16,6 +16,7 @@ and then, in the handler, BEFORE touching objects::
 from rest_framework.permissions import BasePermission
 
 from apikeys.metrics import record_verification
+from apikeys.usage import meter_refusal
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.permissions import IsOperator, is_agent_key_request
@@ -24,6 +25,7 @@ from core.permissions import IsOperator, is_agent_key_request
 def _check_key_permission(request, permission: str | None) -> None:
     if permission and not request.auth.has_permission(permission):
         record_verification(ErrorCode.AUTH_003.value, "request")
+        meter_refusal(ErrorCode.AUTH_003.value, request.auth.api_key)
         raise ApplicationError(ErrorCode.AUTH_003, f"The API key does not have the permission '{permission}'.")
 
 

@@ -20,6 +20,7 @@ _ID_RE = re.compile(r"^key_[0-9a-f]{12}$")
 _VERIFY_COLUMNS = (
     "id", "tenant_id", "agent_id", "key_hash", "previous_key_hash", "previous_key_expires_at", "permissions",
     "expires_at", "rate_limit_per_minute", "metadata", "last_used_at", "usage_count", "disabled_at",
+    "usage_flushed", "usage_epoch",
 )
 _DATETIME_COLUMNS = frozenset({"previous_key_expires_at", "expires_at", "last_used_at", "disabled_at"})
 _JSON_COLUMNS = frozenset({"permissions", "metadata"})
@@ -96,6 +97,18 @@ class KeyRecord:
                     value = ApiKey._meta.get_field(name).from_db_value(value, None, conn)
             setattr(self, name, value)
 
+    @classmethod
+    def from_values(cls, values) -> "KeyRecord":
+        """A record from `values()` (the key-state cache's entry, `apikeys.keycache`)."""
+        record = cls.__new__(cls)
+        for name, value in zip(cls.__slots__, values):
+            setattr(record, name, value)
+        return record
+
+    def values(self) -> list:
+        """The attributes in `__slots__` order (datetimes stay datetimes; the cache encodes them)."""
+        return [getattr(self, name) for name in self.__slots__]
+
     @property
     def pk(self) -> str:
         return self.id
@@ -107,25 +120,54 @@ class KeyRecord:
         return f"<KeyRecord {self.id}>"
 
 
-def apikey_find_by_secret(*, raw_key: str, tenant_id: str, agent_id: str) -> tuple[KeyRecord, bool] | None:
-    """The key a presented secret belongs to, in ONE statement (key, tenant and agent state).
+class Found:
+    """A key a presented secret belongs to: `record`, `using_previous_secret`, and `pending`, the key's
+    uses pending in Redis when the lookup already knows them (a warm key-state cache entry), else None."""
 
-    Matches the current secret, or the previous secret while its grace period lasts, and requires the
-    ids parsed from the key to be the row's (spec §2.3). Returns `(record, using_previous_secret)`.
-    Always read from the database: no process-local cache, so revocation is immediate everywhere.
-    """
-    digest = hash_key(raw_key.strip())
-    with connection.cursor() as cursor:
-        cursor.execute(_find_sql(connection.vendor), [digest, digest])
-        rows = [KeyRecord(values, connection) for values in cursor.fetchall()]
-    now = timezone.now()
+    __slots__ = ("record", "using_previous_secret", "pending")
+
+    def __init__(self, record: KeyRecord, using_previous_secret: bool, pending=None):
+        self.record = record
+        self.using_previous_secret = using_previous_secret
+        self.pending = pending
+
+
+def _match(rows, digest: str, tenant_id: str, agent_id: str, now) -> tuple[KeyRecord, bool] | None:
     for row in rows:
         if row.tenant_id != tenant_id or row.agent_id != agent_id:
             continue
         if row.key_hash == digest:
             return row, False
-        if row.previous_key_expires_at is not None and row.previous_key_expires_at > now:
+        if row.previous_key_hash == digest and row.previous_key_expires_at is not None \
+                and row.previous_key_expires_at > now:
             return row, True
     return None
 
 
+def apikey_find_by_secret(*, raw_key: str, tenant_id: str, agent_id: str) -> Found | None:
+    """The key a presented secret belongs to (key, tenant and agent state).
+
+    Matches the current secret, or the previous secret while its grace period lasts, and requires the
+    ids parsed from the key to be the row's (spec §2.3). With Redis the state usually comes from the
+    key-state cache (`apikeys.keycache`: one round trip, no query); otherwise, and on a miss, from ONE
+    database statement. Never from a process-local cache, so revocation is immediate everywhere.
+    """
+    from apikeys import keycache
+
+    digest = hash_key(raw_key.strip())
+    probe = keycache.lookup(digest, tenant_id)
+    now = timezone.now()
+    if probe is not None and probe.record is not None:
+        record = probe.record
+        # The entry was stored for this digest; the grace period of a previous secret is checked now.
+        found = _match([record], digest, tenant_id, agent_id, now)
+        return Found(found[0], found[1], probe.pending) if found is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(_find_sql(connection.vendor), [digest, digest])
+        rows = [KeyRecord(values, connection) for values in cursor.fetchall()]
+    found = _match(rows, digest, tenant_id, agent_id, now)
+    if found is None:
+        return None
+    if probe is not None:
+        keycache.store(digest, found[0], found[1], probe.generations)
+    return Found(found[0], found[1])

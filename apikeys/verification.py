@@ -1,9 +1,13 @@
 """Key verification (spec §6.2 checks 1–9), shared by the `/auth` verdict endpoints and the
 agent-key authentication of bot-facing routes.
 
-Key state is read from the database on every call (one SELECT joining tenant and agent), so disabling,
-deleting, rotating or expiring a key, or deactivating its tenant or agent, takes effect on the very next
-request in every worker process. No process-local cache is involved.
+Key state is read on every call, from the database (one SELECT joining tenant and agent) or, with Redis,
+from the key-state cache that every revocation invalidates before it answers (`apikeys.keycache`), so
+disabling, deleting, rotating or expiring a key, or deactivating its tenant or agent, takes effect on the
+very next request in every worker process and instance. No process-local cache is involved.
+
+Uses are counted by `apikeys.usage` (Redis write-behind, or the database); the `usage_count` and
+`last_used_at` of a verdict are the stored values plus the pending ones.
 """
 
 from dataclasses import dataclass
@@ -11,11 +15,10 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from apikeys import ratelimit
+from apikeys import ratelimit, usage
 from apikeys.keys import ParsedKey, parse_key
 from apikeys.models import ApiKey
 from apikeys.selectors import KeyRecord, apikey_find_by_secret
-from apikeys.services import apikey_record_use
 from core.errors import ErrorCode
 
 _ACTIVE = "active"
@@ -35,6 +38,9 @@ class Verification:
     rate: ratelimit.RateState | None = None
     usage_count: int | None = None
     last_used_at: datetime | None = None
+    pending: usage.Pending | None = None
+    pending_known: bool = False
+    usage_final: bool = False
 
     @property
     def valid(self) -> bool:
@@ -57,12 +63,12 @@ def verify_key(raw_key, *, required_permission: str | None = None, stop_before_p
     found = apikey_find_by_secret(raw_key=raw_key, tenant_id=parsed.tenant_id, agent_id=parsed.agent_id)
     if found is None:
         return Verification(ErrorCode.AUTH_005, parsed=parsed, required_permission=required_permission)
-    key, previous = found
+    key, previous = found.record, found.using_previous_secret
     status = key.status_at(timezone.now())
     has_permission = True if required_permission is None else required_permission in (key.permissions or [])
     result = Verification(None, parsed=parsed, key=key, using_previous_secret=previous, status=status,
                           required_permission=required_permission, has_permission=has_permission,
-                          usage_count=key.usage_count, last_used_at=key.last_used_at)
+                          pending=found.pending, pending_known=found.pending is not None)
     if status == ApiKey.Status.DISABLED:
         result.code = ErrorCode.AUTH_004
     elif status == ApiKey.Status.EXPIRED:
@@ -79,15 +85,36 @@ def verify_key(raw_key, *, required_permission: str | None = None, stop_before_p
 def consume_and_count(result: Verification) -> Verification:
     """Check 8: take one unit of the key's per-minute limit (AUTH_008 when reached), then count one use."""
     key = result.key
-    if key.rate_limit_per_minute is not None:
-        result.rate = ratelimit.consume(key.pk, key.rate_limit_per_minute)
-        if not result.rate.allowed:
-            result.code = ErrorCode.AUTH_008
-            return result
-    result.last_used_at = apikey_record_use(api_key_id=key.pk)
-    # MySQL has no UPDATE … RETURNING: the count this request produced is the one read plus one.
-    result.usage_count = (key.usage_count or 0) + 1
+    used = usage.count_use(api_key_id=key.pk, tenant_id=key.tenant_id, agent_id=key.agent_id,
+                           limit=key.rate_limit_per_minute)
+    result.rate = used.rate
+    if not used.allowed:
+        result.code = ErrorCode.AUTH_008
+        return result
+    if used.via_redis:
+        result.pending, result.pending_known = used.pending, True
+    else:
+        # MySQL has no UPDATE … RETURNING: the count this request produced is the one read plus one.
+        result.usage_count = _shown(result)[0] + 1
+        result.last_used_at = used.last_used_at
+        result.usage_final = True
     return result
+
+
+def _shown(result: Verification) -> tuple[int, datetime | None]:
+    key = result.key
+    if not result.pending_known:
+        result.pending = usage._read_pending([key.pk]).get(key.pk)
+        result.pending_known = True
+    return usage.display(usage_count=key.usage_count, usage_flushed=key.usage_flushed,
+                         usage_epoch=key.usage_epoch, last_used_at=key.last_used_at, pending=result.pending)
+
+
+def fill_usage(result: Verification) -> None:
+    """`usage_count`/`last_used_at` of the verdict: stored + pending (after this request's use, if any)."""
+    if result.key is None or result.usage_final:
+        return
+    result.usage_count, result.last_used_at = _shown(result)
 
 
 def peek_rate(result: Verification) -> None:
@@ -95,6 +122,12 @@ def peek_rate(result: Verification) -> None:
     key = result.key
     if key is not None and key.rate_limit_per_minute is not None and result.rate is None:
         result.rate = ratelimit.peek(key.pk, key.rate_limit_per_minute)
+
+
+def record_refusal(result: Verification) -> None:
+    """A refused verification for the operators' dashboard (hourly `validation.refused` by code)."""
+    if result.code is not None:
+        usage.meter_refusal(result.code.value, result.key)
 
 
 # --- verdict payloads (spec §6.2, §6.3): every key present, null where a value does not apply ------------

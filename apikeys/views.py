@@ -188,7 +188,9 @@ class ValidateApiKeyView(VerdictView):
         if result.valid and check_rate_limit:
             verification.consume_and_count(result)
         verification.peek_rate(result)
+        verification.fill_usage(result)
         record_verification(result.code.value if result.code else "valid", "validate")
+        verification.record_refusal(result)
         tenant_id = result.tenant_id if result.code not in (ErrorCode.AUTH_001, ErrorCode.AUTH_005) else None
         return _verdict(verification.validate_data(result), message="API key is valid", code=result.code,
                         error=verification.verdict_sentence(result), tenant_id=tenant_id)
@@ -204,6 +206,7 @@ class CheckPermissionView(VerdictView):
         permission = serializer.validated_data["permission"]
         result = verification.verify_key(serializer.validated_data["api_key"], required_permission=permission)
         record_verification(result.code.value if result.code else "valid", "check_permission")
+        verification.record_refusal(result)
         tenant_id = result.tenant_id if result.code not in (ErrorCode.AUTH_001, ErrorCode.AUTH_005) else None
         return _verdict(verification.check_permission_data(result, permission), message="Permission granted",
                         code=result.code, error=verification.verdict_sentence(result), tenant_id=tenant_id)

@@ -12,6 +12,7 @@ from apikeys.models import ApiKey
 from apikeys.tests.factories import ApiKeyFactory
 from tenants.models import Tenant
 from tenants.tests.factories import TenantFactory
+from apikeys.tests.helpers import set_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -72,11 +73,11 @@ def test_create_check_order(operator_client):
     r = create(operator_client, tenant_id=agent.tenant_id, agent_id=other_agent.id, name="k")
     assert (r.status_code, r.json()["error_code"]) == (404, "AGENT_004")
     # inactive tenant before inactive agent
-    Agent.objects.filter(pk=agent.pk).update(status="archived")
-    Tenant.objects.filter(pk=agent.tenant_id).update(status="suspended")
+    set_fields(Agent, agent.pk, status="archived")
+    set_fields(Tenant, agent.tenant_id, status="suspended")
     r = create(operator_client, agent_id=agent.id, name="k")
     assert (r.status_code, r.json()["error_code"]) == (409, "TENANT_008")
-    Tenant.objects.filter(pk=agent.tenant_id).update(status="active")
+    set_fields(Tenant, agent.tenant_id, status="active")
     r = create(operator_client, agent_id=agent.id, name="k")
     assert (r.status_code, r.json()["error_code"]) == (409, "AGENT_013")
     assert r.json()["tenant_id"] == agent.tenant_id

@@ -1,7 +1,6 @@
 """Agent keys as credentials (spec §1.13): AgentKeyAuthentication, OperatorOrAgentKey, authorize_key_scope."""
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -9,8 +8,10 @@ from django.utils import timezone
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import ApiKey
+from apikeys.usage import shown
 from apikeys.tests.factories import ApiKeyFactory
 from tenants.models import Tenant
+from apikeys.tests.helpers import set_fields
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("apikeys.tests.urls_probe")]
 
@@ -18,7 +19,8 @@ WWW = 'Bearer realm="maimconfig"'
 
 
 def usage(key) -> int:
-    return ApiKey.objects.get(pk=key.pk).usage_count
+    """Stored + pending in Redis (spec §1.15), as the API shows it."""
+    return shown(key.pk)[0]
 
 
 def bearer(client, key, scheme="Bearer"):
@@ -73,13 +75,13 @@ def test_invalid_unknown_and_inactive_parents(api_client):
     r = bearer(api_client, "mmc_!!!").get(url)
     assert (r.status_code, r.json()["error_code"], r["WWW-Authenticate"]) == (401, "AUTH_001", WWW)
     rotated = ApiKeyFactory(agent=key.agent)
-    ApiKey.objects.filter(pk=rotated.pk).update(key_hash="f" * 64)
+    set_fields(ApiKey, rotated.pk, key_hash="f" * 64)
     r = bearer(api_client, rotated).get(url)
     assert (r.status_code, r.json()["error_code"]) == (401, "AUTH_005")
-    Agent.objects.filter(pk=key.agent_id).update(status="inactive")
+    set_fields(Agent, key.agent_id, status="inactive")
     r = bearer(api_client, key).get(url)
     assert (r.status_code, r.json()["error_code"]) == (403, "AUTH_007")
-    Tenant.objects.filter(pk=key.tenant_id).update(status="suspended")
+    set_fields(Tenant, key.tenant_id, status="suspended")
     r = bearer(api_client, key).get(url)
     assert (r.status_code, r.json()["error_code"]) == (403, "AUTH_006")
     assert usage(key) == 0
@@ -167,21 +169,21 @@ def test_key_required_route(api_client, operator_client, settings):
     assert (r.status_code, r.json()["error_code"]) == (403, "AUTH_003")
 
 
-def test_per_minute_limit_on_routes(api_client):
+def test_per_minute_limit_on_routes(api_client, frozen_clock):
     key = ApiKeyFactory(permissions=["config"], rate_limit_per_minute=2)
     url = f"/api/v2/probe/config/{key.agent_id}"
     bearer(api_client, key)
-    with mock.patch("apikeys.ratelimit.time.time", return_value=1_800_000_000.0 + 15):
-        r = api_client.get(url)
-        assert (r["X-RateLimit-Limit"], r["X-RateLimit-Remaining"], r["X-RateLimit-Reset"]) == ("2", "1", "45")
-        assert api_client.get(url)["X-RateLimit-Remaining"] == "0"
-        r = api_client.get(url)
-        assert (r.status_code, r.json()["error_code"]) == (429, "AUTH_008")
-        assert r["Retry-After"] == "45" and r.json()["data"] == {"retry_after": 45}
-        assert r["X-RateLimit-Remaining"] == "0"
-        # out of scope is refused before the limit is consulted
-        r = api_client.get("/api/v2/probe/config/agent_ffffffffffff")
-        assert r.status_code == 403
+    # 15 s into a minute (frozen_clock): the window resets in 45 s
+    r = api_client.get(url)
+    assert (r["X-RateLimit-Limit"], r["X-RateLimit-Remaining"], r["X-RateLimit-Reset"]) == ("2", "1", "45")
+    assert api_client.get(url)["X-RateLimit-Remaining"] == "0"
+    r = api_client.get(url)
+    assert (r.status_code, r.json()["error_code"]) == (429, "AUTH_008")
+    assert r["Retry-After"] == "45" and r.json()["data"] == {"retry_after": 45}
+    assert r["X-RateLimit-Remaining"] == "0"
+    # out of scope is refused before the limit is consulted
+    r = api_client.get("/api/v2/probe/config/agent_ffffffffffff")
+    assert r.status_code == 403
     assert usage(key) == 2
 
 

@@ -8,6 +8,7 @@ from agents.tests.factories import AgentFactory
 from apikeys.keys import hash_key
 from apikeys.models import ApiKey
 from tenants.models import Tenant
+from apikeys.tests.helpers import set_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_service_refusals_are_clear_errors():
     run("--tenant", agent.tenant_id, "--agent", agent.id, "--name", "x")
     with pytest.raises(CommandError, match="KEY_002"):
         run("--tenant", agent.tenant_id, "--agent", agent.id, "--name", "X")
-    Tenant.objects.filter(pk=agent.tenant_id).update(status="inactive")
+    set_fields(Tenant, agent.tenant_id, status="inactive")
     with pytest.raises(CommandError, match="TENANT_008"):
         run("--tenant", agent.tenant_id, "--agent", agent.id, "--name", "y")
 

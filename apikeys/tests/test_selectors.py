@@ -17,7 +17,8 @@ def test_record_values_match_the_model_row():
     key = ApiKeyFactory(permissions=["chat", "config"], metadata={"team": "ops", "n": [1, 2]},
                         expires_at=now + timedelta(days=3), last_used_at=now, usage_count=7,
                         rate_limit_per_minute=60)
-    record, previous = apikey_find_by_secret(raw_key=key.raw_key, tenant_id=key.tenant_id, agent_id=key.agent_id)
+    found = apikey_find_by_secret(raw_key=key.raw_key, tenant_id=key.tenant_id, agent_id=key.agent_id)
+    record, previous = found.record, found.using_previous_secret
     assert isinstance(record, KeyRecord) and previous is False
     row = ApiKey.objects.get(pk=key.pk)
     for name in ("id", "tenant_id", "agent_id", "key_hash", "permissions", "metadata", "expires_at",

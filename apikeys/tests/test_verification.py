@@ -10,10 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent
-from apikeys import ratelimit
+from apikeys import ratelimit, redisstate
 from apikeys.models import ApiKey
 from apikeys.tests.factories import ApiKeyFactory
+from apikeys.usage import shown
 from tenants.models import Tenant
+from apikeys.tests.helpers import set_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +27,11 @@ VALIDATE_FIELDS = ["valid", "api_key_id", "tenant_id", "agent_id", "permissions"
                    "retry_after", "metadata", "using_previous_secret"]
 CHECK_FIELDS = ["has_permission", "permission", "all_permissions", "tenant_id", "agent_id", "api_key_id",
                 "api_key_status"]
+
+
+def shown_usage(key) -> int:
+    """The key's usage_count as the API shows it: stored + pending in Redis (spec §1.15)."""
+    return shown(key.pk)[0]
 
 
 def validate(client, api_key, **extra):
@@ -113,7 +120,7 @@ def test_valid_verdict_counts_one_use(api_client):
     assert data["rate_limit"] is None and data["retry_after"] is None and data["using_previous_secret"] is False
     assert data["permissions"] == ["chat", "config"] and data["required_permission"] == "chat"
     row = ApiKey.objects.get(pk=key.pk)
-    assert row.usage_count == 1 and row.last_used_at is not None and row.updated_at == key.updated_at
+    assert shown(key.pk)[0] == 1 and shown(key.pk)[1] is not None and row.updated_at == key.updated_at
     assert validate(api_client, key.raw_key).json()["data"]["usage_count"] == 2
     assert validate(api_client, "  " + key.raw_key + " ").json()["data"]["valid"] is True
 
@@ -123,7 +130,7 @@ def test_no_count_when_check_rate_limit_false_and_null_means_true(api_client, ap
     assert r.json()["success"] is True and r.json()["data"]["usage_count"] == 0
     r = validate(api_client, api_key.raw_key, check_rate_limit=None)
     assert r.json()["data"]["usage_count"] == 1
-    assert ApiKey.objects.get(pk=api_key.pk).usage_count == 1
+    assert shown_usage(api_key) == 1
 
 
 def assert_negative(r, code, *, tenant_id):
@@ -148,8 +155,8 @@ def test_auth_005_unknown_deleted_and_mismatched_ids(api_client):
     assert data == {f: None for f in VALIDATE_FIELDS} | {"valid": False}
     # the same hash but the ids encoded in the key differ from the row's
     other = ApiKeyFactory()
-    ApiKey.objects.filter(pk=other.pk).update(key_hash="0" * 64)
-    ApiKey.objects.filter(pk=key.pk).update(tenant_id=other.tenant_id, agent_id=other.agent_id)
+    set_fields(ApiKey, other.pk, key_hash="0" * 64)
+    set_fields(ApiKey, key.pk, tenant_id=other.tenant_id, agent_id=other.agent_id)
     assert_negative(validate(api_client, key.raw_key), "AUTH_005", tenant_id=None)
     ApiKey.objects.filter(pk=key.pk).delete()
     assert_negative(validate(api_client, key.raw_key), "AUTH_005", tenant_id=None)
@@ -161,7 +168,7 @@ def test_auth_004_disabled(api_client):
                            tenant_id=key.tenant_id)
     assert data["status"] == "disabled" and data["has_permission"] is False and data["valid"] is False
     assert data["metadata"] is None and data["api_key_id"] == key.id and data["usage_count"] == 0
-    assert ApiKey.objects.get(pk=key.pk).usage_count == 0
+    assert shown_usage(key) == 0
 
 
 def test_auth_002_expired(api_client):
@@ -172,15 +179,15 @@ def test_auth_002_expired(api_client):
 
 def test_auth_006_tenant_not_active(api_client):
     key = ApiKeyFactory()
-    Tenant.objects.filter(pk=key.tenant_id).update(status="suspended")
-    Agent.objects.filter(pk=key.agent_id).update(status="archived")
+    set_fields(Tenant, key.tenant_id, status="suspended")
+    set_fields(Agent, key.agent_id, status="archived")
     data = assert_negative(validate(api_client, key.raw_key), "AUTH_006", tenant_id=key.tenant_id)
     assert data["status"] == "active"
 
 
 def test_auth_007_agent_not_active(api_client):
     key = ApiKeyFactory()
-    Agent.objects.filter(pk=key.agent_id).update(status="inactive")
+    set_fields(Agent, key.agent_id, status="inactive")
     assert_negative(validate(api_client, key.raw_key), "AUTH_007", tenant_id=key.tenant_id)
 
 
@@ -193,7 +200,7 @@ def test_auth_003_missing_permission_is_exact_and_case_sensitive(api_client):
     assert data["rate_limit"] == {"limit": 5, "remaining": 5, "reset_seconds": data["rate_limit"]["reset_seconds"]}
     assert_negative(validate(api_client, key.raw_key, required_permission="config"), "AUTH_003",
                     tenant_id=key.tenant_id)
-    assert ApiKey.objects.get(pk=key.pk).usage_count == 0
+    assert shown_usage(key) == 0
 
 
 def test_authorization_header_is_ignored(api_client, api_key):
@@ -205,26 +212,25 @@ def test_authorization_header_is_ignored(api_client, api_key):
 
 # --- rate limit -------------------------------------------------------------------------------------
 
-def test_rate_limit_fixed_window(api_client):
+def test_rate_limit_fixed_window(api_client, frozen_clock):
     key = ApiKeyFactory(rate_limit_per_minute=3)
-    base = 1_800_000_000.0  # a minute boundary (divisible by 60)
-    with mock.patch("apikeys.ratelimit.time.time", return_value=base + 10):
-        remaining = [validate(api_client, key.raw_key).json()["data"]["rate_limit"]["remaining"] for _ in range(3)]
-        assert remaining == [2, 1, 0]
-        r = validate(api_client, key.raw_key)
-        data = assert_negative(r, "AUTH_008", tenant_id=key.tenant_id)
-        assert data["retry_after"] == 50 and data["rate_limit"] == {"limit": 3, "remaining": 0, "reset_seconds": 50}
-        assert data["usage_count"] == 3 and data["metadata"] is None and data["has_permission"] is True
-        # a read-only check is neither limited nor counted
-        r = validate(api_client, key.raw_key, check_rate_limit=False)
-        assert r.json()["success"] is True and r.json()["data"]["rate_limit"]["remaining"] == 0
-        # check-permission never consults the limit
-        assert check(api_client, key.raw_key, "chat").json()["success"] is True
-    assert ApiKey.objects.get(pk=key.pk).usage_count == 3
-    with mock.patch("apikeys.ratelimit.time.time", return_value=base + 60):  # next window
-        data = validate(api_client, key.raw_key).json()["data"]
-        assert data["valid"] is True and data["rate_limit"] == {"limit": 3, "remaining": 2, "reset_seconds": 60}
-    assert ApiKey.objects.get(pk=key.pk).usage_count == 4
+    frozen_clock.advance(seconds=-5)  # 10 s into a minute
+    remaining = [validate(api_client, key.raw_key).json()["data"]["rate_limit"]["remaining"] for _ in range(3)]
+    assert remaining == [2, 1, 0]
+    r = validate(api_client, key.raw_key)
+    data = assert_negative(r, "AUTH_008", tenant_id=key.tenant_id)
+    assert data["retry_after"] == 50 and data["rate_limit"] == {"limit": 3, "remaining": 0, "reset_seconds": 50}
+    assert data["usage_count"] == 3 and data["metadata"] is None and data["has_permission"] is True
+    # a read-only check is neither limited nor counted
+    r = validate(api_client, key.raw_key, check_rate_limit=False)
+    assert r.json()["success"] is True and r.json()["data"]["rate_limit"]["remaining"] == 0
+    # check-permission never consults the limit
+    assert check(api_client, key.raw_key, "chat").json()["success"] is True
+    assert shown_usage(key) == 3
+    frozen_clock.advance(seconds=50)  # the next window starts
+    data = validate(api_client, key.raw_key).json()["data"]
+    assert data["valid"] is True and data["rate_limit"] == {"limit": 3, "remaining": 2, "reset_seconds": 60}
+    assert shown_usage(key) == 4
 
 
 def test_refused_requests_do_not_take_units():
@@ -306,45 +312,57 @@ def test_check_permission_verdicts(api_client):
     body = check(api_client, key.raw_key, "config").json()
     assert body["error_code"] == "AUTH_003" and body["data"]["has_permission"] is False
     assert body["tenant_id"] == key.tenant_id
-    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    set_fields(ApiKey, key.pk, expires_at=timezone.now() - timedelta(seconds=1))
     body = check(api_client, key.raw_key, "chat").json()
     assert body["error_code"] == "AUTH_002" and body["data"]["api_key_status"] == "expired"
     assert body["data"]["has_permission"] is True
-    ApiKey.objects.filter(pk=key.pk).update(disabled_at=timezone.now())
+    set_fields(ApiKey, key.pk, disabled_at=timezone.now())
     assert check(api_client, key.raw_key, "chat").json()["error_code"] == "AUTH_004"
     body = check(api_client, "nope", "chat").json()
     assert body["error_code"] == "AUTH_001" and body["tenant_id"] is None
     assert body["data"] == {f: None for f in CHECK_FIELDS} | {"permission": "chat"}
     body = check(api_client, unknown_key(key), "chat").json()
     assert body["error_code"] == "AUTH_005" and body["data"]["api_key_id"] is None
-    assert ApiKey.objects.get(pk=key.pk).usage_count == 0
+    assert shown_usage(key) == 0
 
 
 def test_check_permission_tenant_and_agent_status(api_client):
     key = ApiKeyFactory()
-    Agent.objects.filter(pk=key.agent_id).update(status="archived")
+    set_fields(Agent, key.agent_id, status="archived")
     assert check(api_client, key.raw_key, "chat").json()["error_code"] == "AUTH_007"
-    Tenant.objects.filter(pk=key.tenant_id).update(status="inactive")
+    set_fields(Tenant, key.tenant_id, status="inactive")
     assert check(api_client, key.raw_key, "chat").json()["error_code"] == "AUTH_006"
 
 
 # --- cost of the hot path --------------------------------------------------------------------------------
 
-def test_validation_runs_one_select_and_one_update(api_client, api_key):
+def _statements(ctx) -> list[str]:
+    return [q["sql"].split()[0].upper() for q in ctx.captured_queries]
+
+
+def test_validation_cost_in_statements(api_client, api_key):
+    """Without Redis: one SELECT (key, tenant and agent in one statement) and one UPDATE. With Redis: the
+    first validation of a key reads it once, every later one makes no database query at all."""
     with CaptureQueriesContext(connection) as ctx:
         assert validate(api_client, api_key.raw_key).json()["success"] is True
-    statements = [q["sql"].split()[0].upper() for q in ctx.captured_queries]
-    assert statements == ["SELECT", "UPDATE"], ctx.captured_queries
     assert "JOIN" in ctx.captured_queries[0]["sql"].upper()  # tenant and agent in the same statement
+    if not redisstate.enabled():
+        assert _statements(ctx) == ["SELECT", "UPDATE"], ctx.captured_queries
+        return
+    assert _statements(ctx) == ["SELECT"], ctx.captured_queries
+    with CaptureQueriesContext(connection) as ctx:
+        data = validate(api_client, api_key.raw_key).json()["data"]
+    assert ctx.captured_queries == [] and data["valid"] is True and data["usage_count"] == 2
 
 
-def test_negative_verdicts_and_check_permission_run_one_select(api_client, api_key, django_assert_num_queries):
+def test_negative_verdicts_and_check_permission_cost(api_client, api_key, django_assert_num_queries):
+    warm = 0 if redisstate.enabled() else 1  # the key-state cache answers from the second lookup on
     with django_assert_num_queries(1):
         validate(api_client, api_key.raw_key, check_rate_limit=False)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(warm):
         check(api_client, api_key.raw_key, "chat")
-    with django_assert_num_queries(1):
-        validate(api_client, api_key.raw_key, required_permission="missing")
+    with django_assert_num_queries(warm):
+        assert validate(api_client, api_key.raw_key, required_permission="missing").json()["error_code"] == "AUTH_003"
     with django_assert_num_queries(0):
         validate(api_client, "mmc_!!!")
 

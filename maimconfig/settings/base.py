@@ -175,6 +175,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://maimconfig")}
 
 # --- Auth -----------------------------------------------------------------------------------------
+if CACHES["default"]["BACKEND"].startswith("django_redis."):
+    # Short socket timeouts: an unreachable Redis must fail fast so the bot lane falls back to the database
+    # (apikeys.redisstate); a healthy Redis answers in well under a millisecond.
+    _cache_options = CACHES["default"].setdefault("OPTIONS", {})
+    _cache_options.setdefault("SOCKET_CONNECT_TIMEOUT", env.float("REDIS_CONNECT_TIMEOUT", default=0.5))
+    _cache_options.setdefault("SOCKET_TIMEOUT", env.float("REDIS_TIMEOUT", default=0.5))
+# While Redis is unreachable, per-key limits and the /auth throttle `allow` (default) or `deny` requests.
+MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE = env.str("MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE", default="allow").strip().lower()
+if MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE not in ("allow", "deny"):
+    raise ImproperlyConfigured("MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE must be 'allow' or 'deny', "
+                               f"not {MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE!r}.")
+# With Redis, uses counted there are written to the database at least this often (spec §1.15).
+MAIMCONFIG_USAGE_FLUSH_SECONDS = env.float("MAIMCONFIG_USAGE_FLUSH_SECONDS", default=1.0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
