@@ -5,6 +5,7 @@ import time
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.utils.translation import gettext
 
 from core.context import current_request_var, request_id_from_header, request_id_var, request_started_var
 from core.envelope import error_response
@@ -67,6 +68,29 @@ class RequestContextMiddleware(_SyncAndAsync):
         return response
 
 
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _cross_site_refusal(request):
+    """415 for an unsafe request with no body, no `Authorization` header and neither
+    `Content-Type: application/json` nor `X-Requested-With` (issue 12, item 5).
+
+    A browser sends such a request cross-site without a CORS preflight (a form POST, `fetch` in `no-cors`
+    mode); in open mode it would act as an operator, for example disabling a key. Requiring the JSON content
+    type or a custom header, which only a preflighted request can carry, closes that door for every unsafe
+    request, body or not. A request with an `Authorization` header is preflighted anyway and is left alone,
+    and a session-cookie request also needs its CSRF token.
+    """
+    meta = request.META
+    if request.method not in _UNSAFE_METHODS or meta.get("HTTP_AUTHORIZATION") or meta.get("HTTP_X_REQUESTED_WITH"):
+        return None
+    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == "application/json":
+        return None
+    return error_response(request, ErrorCode.UNSUPPORTED_MEDIA_TYPE, gettext(
+        "A POST, PUT, PATCH or DELETE without credentials must be sent with Content-Type: application/json "
+        "(or an X-Requested-With header), even without a body."))
+
+
 class ApiBodyGuardMiddleware(_SyncAndAsync):
     """API bodies must be JSON (415) and at most MAIMCONFIG_MAX_BODY_BYTES (413), spec §1.2."""
 
@@ -95,7 +119,7 @@ class ApiBodyGuardMiddleware(_SyncAndAsync):
             length = 0
         chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
         if length <= 0 and not chunked:
-            return None
+            return _cross_site_refusal(request)
         limit = settings.MAIMCONFIG_MAX_BODY_BYTES
         if length > limit:
             return error_response(request, ErrorCode.PAYLOAD_TOO_LARGE,

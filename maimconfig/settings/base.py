@@ -253,7 +253,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {"auth": MAIMCONFIG_AUTH_THROTTLE_RATE},
-    "NUM_PROXIES": MAIMCONFIG_NUM_PROXIES or None,
+    # 0 means "no proxy: the socket address is the client" (spec §1.14). DRF reads None as "trust the whole
+    # X-Forwarded-For header", which let a client pick its own throttle identity (issue 12, item 2).
+    "NUM_PROXIES": MAIMCONFIG_NUM_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {
