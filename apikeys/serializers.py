@@ -1,9 +1,8 @@
 """Input and output serializers of the API-key and key-verification routes (module level, unique names)."""
 
-import re
-
-from django.core.validators import RegexValidator
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apikeys.models import ApiKey
@@ -19,7 +18,7 @@ from core.fields import (
 
 METADATA_MAX_BYTES = 16 * 1024
 MAX_PERMISSIONS = 50
-PERMISSION_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+PERMISSION_MAX_LENGTH = 64
 RATE_LIMIT_MAX = 1_000_000
 GRACE_SECONDS_MAX = 86400
 
@@ -28,23 +27,35 @@ def parse_permission_text(text: str) -> list[str]:
     """A comma-separated permission list (the admin form, `issue_api_key --permissions`): the same rules as
     `PermissionListField`, duplicates removed in order. Raises ValueError with a readable sentence."""
     items = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in items if not re.match(PERMISSION_RE, p)]
+    bad = [p for p in items if not _permission_ok(p)]
     if bad:
-        raise ValueError(f"Invalid permission(s): {', '.join(bad)[:200]}. Each must match {PERMISSION_RE}.")
+        raise ValueError(f"Invalid permission(s): {', '.join(bad)[:200]}. Each must be 1–{PERMISSION_MAX_LENGTH} "
+                         "characters with no control characters.")
     items = list(dict.fromkeys(items))
     if len(items) > MAX_PERMISSIONS:
         raise ValueError(f"At most {MAX_PERMISSIONS} permissions.")
     return items
 
 
+def _permission_ok(value: str) -> bool:
+    try:
+        NameField(max_length=PERMISSION_MAX_LENGTH).run_validation(value)
+    except serializers.ValidationError:
+        return False
+    return True
+
+
 class PermissionListField(serializers.ListField):
-    """≤ 50 permission strings; duplicates removed (first occurrence kept, order kept)."""
+    """≤ 50 permission strings, each 1–64 characters after trimming with no control characters; spaces
+    inside and any Unicode letters are allowed, as the original accepted them (spec §5.2). Duplicates
+    removed (first occurrence kept, order kept)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("child", StrictCharField(validators=[RegexValidator(
-            PERMISSION_RE, "Must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$.")]))
+        kwargs.setdefault("child", NameField(max_length=PERMISSION_MAX_LENGTH))
         kwargs.setdefault("max_length", MAX_PERMISSIONS)
-        kwargs.setdefault("help_text", "Up to 50 strings matching ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$.")
+        kwargs.setdefault("help_text", _(
+            "Up to 50 strings, each 1–64 characters after trimming, without control characters "
+            "(spaces and any Unicode letters allowed, e.g. \"chat\", \"config read\", \"聊天\")."))
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
@@ -119,7 +130,8 @@ class ApiKeyFilterSerializer(serializers.Serializer):
 
 class ApiKeyOutputSerializer(serializers.ModelSerializer):
     """The Key object (spec §5.1). `api_key` is the plaintext secret only when the view passes it in the
-    context (`raw_key`, create and rotate); `null` everywhere else."""
+    context (`raw_key`, create and rotate); everywhere else the masked `key_hint`, so the original's
+    clients, whose models declare `api_key` a required string, still get a string (never the secret)."""
 
     api_key_id = serializers.CharField(source="id", read_only=True)
     tenant_id = serializers.CharField(read_only=True)
@@ -139,8 +151,11 @@ class ApiKeyOutputSerializer(serializers.ModelSerializer):
                   "updated_at"]
         read_only_fields = fields
 
-    def get_api_key(self, obj) -> str | None:
-        return self.context.get("raw_key")
+    @extend_schema_field(serializers.CharField(help_text=_(
+        "The plaintext secret in the create and rotate responses only; everywhere else the masked hint "
+        "(same as key_hint).")))
+    def get_api_key(self, obj) -> str:
+        return self.context.get("raw_key") or obj.key_hint
 
     def get_status(self, obj) -> str:
         now = self.context.get("now") or timezone.now()

@@ -2,13 +2,16 @@
 
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core.models import ExactCharField as CoreExactCharField
 from core.models import TimeStampedModel
 
-PLUGIN_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}\Z"
-plugin_name_validator = RegexValidator(
-    PLUGIN_NAME_PATTERN, "Use 1–100 characters, each a letter, digit, '_', '.' or '-'.", code="invalid")
+# Spec §8: 1–100 characters (already trimmed: no surrounding whitespace), no control characters, no `/`;
+# any letters, digits, spaces and punctuation otherwise, as the original accepted (`天气插件`, `weather plugin`).
+PLUGIN_NAME_PATTERN = r"^(?!\s)(?!.*\s\Z)[^/\x00-\x1f\x7f-\x9f]{1,100}\Z"
+PLUGIN_NAME_MESSAGE = _("Use 1–100 characters without '/' or control characters (surrounding spaces are trimmed).")
+plugin_name_validator = RegexValidator(PLUGIN_NAME_PATTERN, PLUGIN_NAME_MESSAGE, code="invalid")
 
 
 class ExactCharField(models.CharField):

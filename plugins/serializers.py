@@ -1,22 +1,25 @@
 """Input and output serializers of the plugin-settings routes (module level, unique names)."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from core.fields import JSONObjectField, ObjectIdFilterField, QueryBooleanField, StrictBooleanField, StrictCharField
-from plugins.models import plugin_name_validator
+from plugins.models import PLUGIN_NAME_MESSAGE, plugin_name_validator
 
 PLUGIN_CONFIG_MAX_BYTES = 64 * 1024
-_NAME_MESSAGE = "Use 1–100 characters, each a letter, digit, '_', '.' or '-'."
 
 
 class PluginNameField(StrictCharField):
-    """`^[A-Za-z0-9_.-]{1,100}$`, compared exactly (not trimmed: whitespace is simply not allowed)."""
+    """Trimmed, then 1–100 characters with no control characters and no `/` (spec §8): `天气插件` and
+    `weather plugin` are valid, as the original accepted them. Compared exactly (case-sensitive)."""
 
-    default_error_messages = {"pattern": _NAME_MESSAGE}
+    default_error_messages = {"pattern": PLUGIN_NAME_MESSAGE}
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("trim_whitespace", False)
-        kwargs.setdefault("help_text", "1–100 characters: letters, digits, '_', '.', '-'. Case-sensitive.")
+        kwargs.setdefault("help_text", _(
+            "1–100 characters after trimming surrounding spaces, without '/' or control characters; any "
+            "letters, digits, spaces and punctuation otherwise (e.g. \"weather_plugin\", \"天气插件\", "
+            "\"weather plugin\"). Case-sensitive."))
         super().__init__(**kwargs)
         self.validators.append(plugin_name_validator)
 

@@ -13,7 +13,7 @@ from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.ids import unique_id
 from core.validation import json_differs
-from plugins.models import PLUGIN_NAME_PATTERN, PluginSetting
+from plugins.models import PLUGIN_NAME_MESSAGE, PLUGIN_NAME_PATTERN, PluginSetting
 
 ID_PREFIX = "ps_"
 _AUDITED = ("plugin_name", "agent_id", "enabled", "config")
@@ -50,7 +50,7 @@ def _lock_scope(*, tenant_id: str, agent_id: str | None):
 def _check_values(*, plugin_name: str | None = None, config: Any = None) -> None:
     errors = {}
     if plugin_name is not None and not (isinstance(plugin_name, str) and _NAME.match(plugin_name)):
-        errors["plugin_name"] = ["Use 1–100 characters, each a letter, digit, '_', '.' or '-'."]
+        errors["plugin_name"] = [str(PLUGIN_NAME_MESSAGE)]
     if config is not None and not isinstance(config, dict):
         errors["config"] = ["Must be a JSON object."]
     if errors:

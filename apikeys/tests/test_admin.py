@@ -78,7 +78,7 @@ def test_add_refused_by_the_service_shows_an_error(admin_client):
 def test_add_rejects_bad_permissions(admin_client):
     agent = AgentFactory()
     response = admin_client.post(reverse("admin:apikeys_apikey_add"), {
-        "agent": agent.pk, "name": "x", "permissions": "chat, bad perm", "metadata": "{}",
+        "agent": agent.pk, "name": "x", "permissions": "chat, bad\x07perm", "metadata": "{}",
         "expires_at_0": "", "expires_at_1": "", "rate_limit_per_minute": "",
     })
     assert response.status_code == 200 and not ApiKey.objects.exists()

@@ -40,7 +40,7 @@ def test_issue_json():
 @pytest.mark.parametrize("extra, message", [
     (["--expires-in", "soon"], "--expires-in"),
     (["--expires-in", "0d"], "--expires-in"),
-    (["--permissions", "bad perm"], "Invalid permission"),
+    (["--permissions", "p" * 65], "Invalid permission"),
     (["--rate-limit", "0"], "--rate-limit"),
 ])
 def test_bad_arguments(extra, message):

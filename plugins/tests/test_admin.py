@@ -39,7 +39,7 @@ def test_add_through_service_and_upsert(admin_client):
 
 def test_add_validation(admin_client):
     agent = AgentFactory()
-    form = {"tenant": TenantFactory().id, "agent": agent.id, "plugin_name": "bad name", "config": "[1]"}
+    form = {"tenant": TenantFactory().id, "agent": agent.id, "plugin_name": "bad/name", "config": "[1]"}
     response = admin_client.post(BASE + "add/", form)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors

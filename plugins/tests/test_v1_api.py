@@ -85,11 +85,12 @@ def test_get_without_tenant_is_400(operator_client):
     ({"plugin_name": "p", "enabled": True, "config": [1]}, {"config"}),
     ({"plugin_name": "p", "enabled": True, "config": "{}"}, {"config"}),
     ({"plugin_name": "p", "enabled": "yes", "config": {}}, {"enabled"}),
-    ({"plugin_name": "bad name", "enabled": True, "config": {}}, {"plugin_name"}),
+    ({"plugin_name": "bad\x07name", "enabled": True, "config": {}}, {"plugin_name"}),
     ({"plugin_name": "x" * 101, "enabled": True, "config": {}}, {"plugin_name"}),
     ({"plugin_name": "", "enabled": True, "config": {}}, {"plugin_name"}),
     ({"plugin_name": "p/..", "enabled": True, "config": {}}, {"plugin_name"}),
-    ({"plugin_name": "p\n", "enabled": True, "config": {}}, {"plugin_name"}),
+    ({"plugin_name": "p\nq", "enabled": True, "config": {}}, {"plugin_name"}),
+    ({"plugin_name": "   ", "enabled": True, "config": {}}, {"plugin_name"}),
     ({"plugin_name": "p", "enabled": True, "config": {"x": "y" * 70000}}, {"config"}),
 ])
 def test_post_bad_body_is_400_and_writes_nothing(operator_client, body, paths):

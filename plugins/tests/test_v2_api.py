@@ -62,7 +62,7 @@ def test_plugin_names_are_case_sensitive_and_long_names_work(operator_client):
 
 @pytest.mark.parametrize("body, paths", [
     ({}, {"tenant_id", "plugin_name"}),
-    ({"tenant_id": "t", "plugin_name": "bad name"}, {"plugin_name"}),
+    ({"tenant_id": "t", "plugin_name": "bad/name"}, {"plugin_name"}),
     ({"tenant_id": "t", "plugin_name": "p", "config": [1]}, {"config"}),
     ({"tenant_id": "t", "plugin_name": "p", "config": None}, {"config"}),
     ({"tenant_id": "t", "plugin_name": "p", "enabled": 1}, {"enabled"}),
