@@ -9,8 +9,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _, ngettext
 
 from apikeys import services
+from apikeys.admin_console import ApiKeyConsoleMixin, PermissionsWidget
 from apikeys.models import ApiKey
 from apikeys.selectors import status_q
 from apikeys.serializers import parse_permission_text
@@ -34,7 +36,9 @@ class PermissionsFormField(forms.CharField):
 
 
 class ApiKeyAdminForm(forms.ModelForm):
-    permissions = PermissionsFormField(required=False, help_text="Comma-separated, e.g. chat, config")
+    permissions = PermissionsFormField(
+        required=False, widget=PermissionsWidget,
+        help_text=_("Tick the known permissions (chat, config, plugins); add any other comma-separated."))
 
     class Meta:
         model = ApiKey
@@ -88,7 +92,7 @@ class ExpiredFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ServiceModelAdmin):
+class ApiKeyAdmin(ApiKeyConsoleMixin, ServiceModelAdmin):
     form = ApiKeyAdminForm
     list_display = ("name", "id", "tenant", "agent", "status_display", "key_hint", "usage_count", "last_used_at",
                     "expires_at")
@@ -96,7 +100,7 @@ class ApiKeyAdmin(ServiceModelAdmin):
     list_select_related = ("tenant", "agent")
     search_fields = ("name", "id", "tenant__id", "tenant__tenant_name", "agent__id", "agent__name")
     ordering = ("-created_at", "-id")
-    actions = ("disable_keys", "enable_keys", "delete_selected")
+    actions = ("rotate_keys", "disable_keys", "enable_keys", "delete_selected")
     readonly_fields = ("id", "tenant", "key_hint", "status_display", "usage_count", "last_used_at",
                        "disabled_at", "rotated_at", "previous_key_expires_at", "created_at", "updated_at")
 
@@ -131,11 +135,8 @@ class ApiKeyAdmin(ServiceModelAdmin):
                     rate_limit_per_minute=data.get("rate_limit_per_minute"), metadata=data.get("metadata") or {},
                 )
                 obj.pk = created.pk
-                self.message_user(
-                    request,
-                    f"API key created. Copy the secret now; it will not be shown again: {raw_key}",
-                    messages.WARNING,
-                )
+                # Shown by response_add on the one-time page (ApiKeyConsoleMixin), never in a message.
+                request._console_new_secret = (created, raw_key)
 
     def delete_model(self, request, obj):
         services.apikey_delete(api_key=obj)
@@ -144,14 +145,16 @@ class ApiKeyAdmin(ServiceModelAdmin):
         for key in queryset:
             services.apikey_delete(api_key=key)
 
-    @admin.action(description="Disable selected API keys")
+    @admin.action(description=_("Disable selected API keys"))
     def disable_keys(self, request, queryset):
         for key in queryset:
             services.apikey_disable(api_key=key)
-        self.message_user(request, f"{len(queryset)} API key(s) disabled.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(count)d API key disabled.", "%(count)d API keys disabled.",
+                                            len(queryset)) % {"count": len(queryset)}, messages.SUCCESS)
 
-    @admin.action(description="Enable selected API keys")
+    @admin.action(description=_("Enable selected API keys"))
     def enable_keys(self, request, queryset):
         for key in queryset:
             services.apikey_enable(api_key=key)
-        self.message_user(request, f"{len(queryset)} API key(s) enabled.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(count)d API key enabled.", "%(count)d API keys enabled.",
+                                            len(queryset)) % {"count": len(queryset)}, messages.SUCCESS)
