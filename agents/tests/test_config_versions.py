@@ -249,3 +249,31 @@ def test_migration_gives_existing_agents_version_1(tenant):
     version = AgentConfigVersion.objects.get(agent=agent)
     assert (version.number, version.source, version.document) == (1, "initial", {"persona": {"personality": "Old."}})
     assert Agent.objects.get(pk=agent.pk).config_version == 1
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_config_writes_and_rollbacks_number_versions_without_gaps_or_losses(operator_token):
+    from core.testing import run_concurrently, token_client
+    from tenants.tests.factories import TenantFactory
+
+    agent = services.agent_create(tenant_id=TenantFactory().pk, name="racer", config={"persona": "v1"})
+    count = 6
+
+    def work(i):
+        client = token_client(operator_token)
+        if i % 3 == 2:
+            return client.post(_url(agent, "/rollback"), {"version": 1}, format="json").status_code
+        return client.patch(_url(agent), {"bot_overrides": {f"k{i}": i}}, format="json").status_code
+
+    assert run_concurrently(count, work) == [200] * count
+    agent.refresh_from_db()
+    numbers = sorted(_numbers(agent))
+    assert numbers == list(range(1, len(numbers) + 1)) and agent.config_version == numbers[-1]
+    # every merge is in some version and one audit event per new version
+    merges = {f"k{i}" for i in range(count) if i % 3 != 2}
+    seen = set()
+    for document in AgentConfigVersion.objects.filter(agent=agent).values_list("document", flat=True):
+        seen |= set((document.get("bot_overrides") or {}))
+    assert merges <= seen
+    assert AuditEvent.objects.filter(target_id=agent.pk).exclude(action="agent.create").count() == len(numbers) - 1
