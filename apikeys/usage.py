@@ -199,6 +199,7 @@ def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | No
     """
     now = now or timezone.now()
     now_us = _us(now)
+    ensure_flusher()
 
     def run(client):
         window, reset = ratelimit.window(now_us / 1_000_000)
@@ -466,7 +467,7 @@ def _flush_meter_redis() -> int:
 # --- the flusher thread of a server worker ---------------------------------------------------------------
 
 _flusher_lock = threading.Lock()
-_flusher: dict = {"pid": None, "thread": None, "stop": None}
+_flusher: dict = {"pid": None, "thread": None, "stop": None, "wanted": False, "registered": False}
 
 
 def flush_all() -> None:
@@ -489,8 +490,32 @@ def _loop(stop: threading.Event, interval: float) -> None:
     close_old_connections()
 
 
+def serve_flusher() -> None:
+    """Called once by a server worker's application module (`maimconfig/asgi.py`, `maimconfig/wsgi.py`):
+    this process runs a flusher thread (started now, or after a fork on its first counted use) and
+    flushes once more at a graceful shutdown (`core.lanes.on_shutdown`, and `atexit` as a fallback)."""
+    import atexit
+
+    _flusher["wanted"] = True
+    try:
+        from core.lanes import on_shutdown
+    except ImportError:  # pragma: no cover - core.lanes is part of the project
+        on_shutdown = None
+    if on_shutdown is not None and not _flusher.get("registered"):
+        on_shutdown(stop_flusher)
+        atexit.register(stop_flusher)
+        _flusher["registered"] = True
+    start_flusher()
+
+
+def ensure_flusher() -> None:
+    """Cheap check on the counting path: a serving process whose thread did not survive a fork starts it."""
+    if _flusher.get("wanted") and _flusher["pid"] != os.getpid():
+        start_flusher()
+
+
 def start_flusher() -> None:
-    """Start this process's flusher thread (server workers call it once after start-up; idempotent)."""
+    """Start this process's flusher thread (idempotent per process)."""
     with _flusher_lock:
         if _flusher["pid"] == os.getpid() and _flusher["thread"] is not None and _flusher["thread"].is_alive():
             return
@@ -504,7 +529,8 @@ def start_flusher() -> None:
 
 
 def stop_flusher() -> None:
-    """Stop the thread and flush once more (graceful worker shutdown)."""
+    """Stop the thread and flush once more (graceful worker shutdown). Runs at most once per process
+    exit path; a second call only flushes again (harmless: flushes are idempotent)."""
     with _flusher_lock:
         thread, stop = _flusher["thread"], _flusher["stop"]
         _flusher.update(thread=None, stop=None)

@@ -14,3 +14,7 @@ from core.lanes import build_application  # noqa: E402 - needs the app registry
 
 application = build_application()
 require_secret_key()
+
+from apikeys.usage import serve_flusher  # noqa: E402
+
+serve_flusher()  # this worker writes pending uses to the database (apikeys.usage) and flushes at shutdown
