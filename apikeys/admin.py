@@ -16,6 +16,7 @@ from apikeys.admin_console import ApiKeyConsoleMixin, PermissionsWidget
 from apikeys.models import ApiKey
 from apikeys.selectors import status_q
 from apikeys.serializers import parse_permission_text
+from apikeys.usage import attach_pending
 from core.admin import ServiceModelAdmin
 
 
@@ -94,21 +95,22 @@ class ExpiredFilter(admin.SimpleListFilter):
 @admin.register(ApiKey)
 class ApiKeyAdmin(ApiKeyConsoleMixin, ServiceModelAdmin):
     form = ApiKeyAdminForm
-    list_display = ("name", "id", "tenant", "agent", "status_display", "key_hint", "usage_count", "last_used_at",
-                    "expires_at")
+    list_display = ("name", "id", "tenant", "agent", "status_display", "key_hint", "usage_count_display",
+                    "last_used_at_display", "expires_at")
     list_filter = (StatusFilter, "tenant", ExpiredFilter)
     list_select_related = ("tenant", "agent")
     search_fields = ("name", "id", "tenant__id", "tenant__tenant_name", "agent__id", "agent__name")
     ordering = ("-created_at", "-id")
     actions = ("rotate_keys", "disable_keys", "enable_keys", "delete_selected")
-    readonly_fields = ("id", "tenant", "key_hint", "status_display", "usage_count", "last_used_at",
+    readonly_fields = ("id", "tenant", "key_hint", "status_display", "usage_count_display", "last_used_at_display",
                        "disabled_at", "rotated_at", "previous_key_expires_at", "created_at", "updated_at")
 
     def get_fields(self, request, obj=None):
         editable = ["name", "description", "permissions", "expires_at", "rate_limit_per_minute", "metadata"]
         if obj is None:
             return ["agent", *editable]
-        return ["id", "tenant", "agent", "key_hint", "status_display", *editable, "usage_count", "last_used_at",
+        return ["id", "tenant", "agent", "key_hint", "status_display", *editable, "usage_count_display",
+                "last_used_at_display",
                 "disabled_at", "rotated_at", "previous_key_expires_at", "created_at", "updated_at"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -119,6 +121,17 @@ class ApiKeyAdmin(ApiKeyConsoleMixin, ServiceModelAdmin):
     @admin.display(description="status")
     def status_display(self, obj: ApiKey) -> str:
         return obj.status
+
+    # Stored + pending in Redis (spec §1.15), like the API shows.
+    @admin.display(description=_("usage count"), ordering="usage_count")
+    def usage_count_display(self, obj: ApiKey) -> int:
+        attach_pending([obj])
+        return obj.usage_count_shown
+
+    @admin.display(description=_("last used at"), ordering="last_used_at")
+    def last_used_at_display(self, obj: ApiKey):
+        attach_pending([obj])
+        return obj.last_used_at_shown
 
     # --- writes through the services ----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apikeys.models import ApiKey
+from apikeys.usage import attach_pending
 from core.fields import (
     JSONObjectField,
     NameField,
@@ -128,6 +129,15 @@ class ApiKeyFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ApiKey.Status.choices, required=False)
 
 
+class ApiKeyOutputListSerializer(serializers.ListSerializer):
+    """Reads every listed key's pending uses in one Redis round trip before representing them."""
+
+    def to_representation(self, data):
+        items = list(data.all() if hasattr(data, "all") else data)
+        attach_pending(items)
+        return super().to_representation(items)
+
+
 class ApiKeyOutputSerializer(serializers.ModelSerializer):
     """The Key object (spec §5.1). `api_key` is the plaintext secret only when the view passes it in the
     context (`raw_key`, create and rotate); everywhere else the masked `key_hint`, so the original's
@@ -150,6 +160,7 @@ class ApiKeyOutputSerializer(serializers.ModelSerializer):
                   "usage_count", "disabled_at", "rotated_at", "previous_key_expires_at", "created_at",
                   "updated_at"]
         read_only_fields = fields
+        list_serializer_class = ApiKeyOutputListSerializer
 
     @extend_schema_field(serializers.CharField(help_text=_(
         "The plaintext secret in the create and rotate responses only; everywhere else the masked hint "
@@ -162,7 +173,12 @@ class ApiKeyOutputSerializer(serializers.ModelSerializer):
         return obj.status_at(now)
 
     def to_representation(self, instance):
+        # `usage_count`/`last_used_at` are the stored values plus the uses pending in Redis (spec §1.15).
+        attach_pending([instance])
         data = super().to_representation(instance)
+        data["usage_count"] = instance.usage_count_shown
+        data["last_used_at"] = self.fields["last_used_at"].to_representation(instance.last_used_at_shown) \
+            if instance.last_used_at_shown is not None else None
         if not instance.previous_secret_valid:
             data["previous_key_expires_at"] = None
         return data
