@@ -73,5 +73,10 @@ messages:
 	SECRET_KEY=messages $(PY) manage.py makemessages -l zh_Hans --no-obsolete --add-location=file $(MESSAGES_IGNORE)
 	SECRET_KEY=messages $(PY) manage.py compilemessages -l zh_Hans --ignore='.venv/*'
 
+# Fault injection under load with private MariaDB and Redis (bench/chaos.py; README "Operations").
+.PHONY: chaos
+chaos: install
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

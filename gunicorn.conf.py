@@ -29,3 +29,6 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# Reloads without a pause (`HUP`): old workers serve until the new ones do; new workers warm up first.
+from core.graceful_reload import on_reload, post_worker_init, pre_fork  # noqa: E402,F401

@@ -198,8 +198,9 @@ class ServiceProcess:
 
     def __init__(self, env: dict[str, str], python: str, log_path: Path, port: int | None = None):
         self.port = port or free_port()
+        # No control socket: its default path is shared by every gunicorn master of the user.
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "maimconfig.settings.base",
-                    "GUNICORN_BIND": f"127.0.0.1:{self.port}", **env}
+                    "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_CMD_ARGS": "--no-control-socket", **env}
         self.python = python
         self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
