@@ -1,6 +1,7 @@
 """Agent routes (spec §4): validate -> service -> serialize."""
 
 from django.http import HttpResponseNotModified
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, viewsets
 from rest_framework.views import APIView
@@ -195,7 +196,8 @@ class AgentConfigVersionListView(generics.GenericAPIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(summary="List an agent's configuration versions (newest first, without documents)",
+    @extend_schema(operation_id="agents_config_versions_list",
+                   summary="List an agent's configuration versions (newest first, without documents)",
                    description="Version 1 is the agent's creation; every change of its configuration document "
                                "(config routes, agent update with `config`, the admin, a rollback) adds one.",
                    responses=paginated_envelope(AgentConfigVersionOutputSerializer), tags=["agents"])
@@ -203,7 +205,7 @@ class AgentConfigVersionListView(generics.GenericAPIView):
         agent = selectors.agent_get(agent_id=agent_id)
         with tenant_resolved(agent.tenant_id):
             return paginated(self, selectors.config_version_list(agent=agent), AgentConfigVersionOutputSerializer,
-                             message="Configuration versions listed", tenant_id=agent.tenant_id)
+                             message=_("Configuration versions listed"), tenant_id=agent.tenant_id)
 
 
 class AgentConfigVersionDetailView(APIView):
@@ -211,7 +213,8 @@ class AgentConfigVersionDetailView(APIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(summary="Read one configuration version: its document (keys masked) and its diff",
+    @extend_schema(operation_id="agents_config_version_retrieve",
+                   summary="Read one configuration version: its document (keys masked) and its diff",
                    description="Unknown version: 404 AGENT_014. `?effective=true` shows the document over the "
                                "documented defaults, as for the current configuration.",
                    parameters=[AgentConfigReadQuerySerializer],
@@ -228,7 +231,7 @@ class AgentConfigVersionDetailView(APIView):
             "document": _config_payload(version.document or {}, effective=query["effective"]),
             "changes": version.changes,
         }
-        return ok(AgentConfigVersionDetailOutputSerializer(data).data, message="Configuration version retrieved",
+        return ok(AgentConfigVersionDetailOutputSerializer(data).data, message=_("Configuration version retrieved"),
                   tenant_id=agent.tenant_id)
 
 
@@ -252,5 +255,5 @@ class AgentConfigRollbackView(APIView):
             body.is_valid(raise_exception=True)
         agent = services.agent_config_rollback(agent=agent, version=body.validated_data["version"])
         return ok(_config_payload(agent.config or {}, version=agent.config_version),
-                  message="Agent configuration rolled back", tenant_id=agent.tenant_id,
+                  message=_("Agent configuration rolled back"), tenant_id=agent.tenant_id,
                   headers={"ETag": config_etag(agent.config_version, effective=False)})
