@@ -2,7 +2,6 @@
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 
@@ -29,12 +28,14 @@ def operator(django_user_model):
 
 @pytest.fixture
 def operator_token(operator) -> str:
-    return Token.objects.create(user=operator).key
+    from core.services import operator_token_issue
+
+    return operator_token_issue(user=operator)[1]
 
 
 @pytest.fixture
 def operator_client(operator_token) -> APIClient:
-    """A client authenticated as an operator with a DRF token."""
+    """A client authenticated as an operator with an operator token."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {operator_token}")
     return client

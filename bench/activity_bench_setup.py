@@ -19,7 +19,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from core.services import operator_token_issue  # noqa: E402
 
 from agents.models import Agent  # noqa: E402
 from apikeys.services import apikey_create  # noqa: E402
@@ -31,10 +31,10 @@ from tenants.services import tenant_create  # noqa: E402
 def main() -> None:
     user, _ = get_user_model().objects.get_or_create(username="bench-activity",
                                                      defaults={"is_staff": True, "is_active": True})
-    token, _ = Token.objects.get_or_create(user=user)
+    _, token = operator_token_issue(user=user)
     tenant = tenant_create(tenant_name=f"bench-{secrets.token_hex(4)}", tenant_type="enterprise")
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    print(token.key)
+    print(token)
     for index in range(count):
         name = f"bench agent {index}"
         agent = Agent.objects.create(id=unique_id(Agent, "agent_"), tenant=tenant, name=name,

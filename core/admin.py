@@ -89,3 +89,69 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Operator tokens (spec §1.13) -------------------------------------------------------------------
+
+from django import forms  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.utils.translation import gettext_lazy as _  # noqa: E402
+
+from core.models import OperatorToken  # noqa: E402
+
+
+class OperatorTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = OperatorToken
+        fields = ("user", "expires_at")
+
+    def validate_unique(self):
+        """Adding a token for a user who has one replaces it (like `create_operator --rotate`)."""
+
+
+@admin.register(OperatorToken)
+class OperatorTokenAdmin(admin.ModelAdmin):
+    """Operator tokens: listed by display prefix only (the hash is never shown). Adding one gives the chosen
+    staff user a new token (replacing theirs), shown once on a `no-store` page; deleting one revokes it."""
+
+    list_display = ("prefix_display", "user", "created_at", "expires_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "prefix")
+    list_filter = ("expires_at",)
+    form = OperatorTokenAddForm
+    fields = ("user", "expires_at")
+    readonly_fields = ("created_at", "last_used_at")
+
+    @admin.display(description=_("token"), ordering="prefix")
+    def prefix_display(self, obj: OperatorToken) -> str:
+        return f"{obj.prefix}…"
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a token is replaced (add) or revoked (delete), never edited
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        from core.services import operator_token_grant
+
+        row, token = operator_token_grant(user=form.cleaned_data["user"],
+                                          expires_at=form.cleaned_data.get("expires_at"))
+        obj.pk = row.pk
+        request._new_operator_token = (row, token)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        created = getattr(request, "_new_operator_token", None)
+        if created is None:
+            return super().response_add(request, obj, post_url_continue)
+        from console.secret_page import secret_once_response  # the one-time page of the console
+
+        row, token = created
+        return secret_once_response(
+            request, title=_("New operator token"), back_url="../",
+            rows=[{"label": row.user.get_username(), "secret": token, "key_id": row.pk,
+                   "note": _("Send it as 'Authorization: Token <token>'. Any previous token of this user "
+                             "stopped working.")}],
+            admin_site=self.admin_site)

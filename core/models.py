@@ -1,7 +1,9 @@
 """Abstract model pieces shared by every app."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class TimeStampedModel(models.Model):
@@ -60,3 +62,34 @@ CASEFOLD_KEY_MAX_LENGTH = 300
 
 def casefold_name(name: str) -> str:
     return name.casefold()
+
+
+class OperatorToken(models.Model):
+    """An operator's API token (spec §1.13), stored as a SHA-256 hash with a short display prefix.
+
+    One token per user: `create_operator --rotate` (or the admin) replaces it, and the old one stops
+    working at once. The token itself exists only in the answer that created it. `last_used_at` is
+    refreshed at most once a minute (`core.authentication.LAST_USED_RESOLUTION`), not on every request.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_token",
+                                verbose_name=_("user"))
+    key_hash = ExactCharField(_("token hash"), max_length=64, unique=True, editable=False,
+                              help_text=_("SHA-256 of the token; the token itself is never stored."))
+    prefix = ExactCharField(_("prefix"), max_length=16, editable=False,
+                            help_text=_("The token's first characters, to recognise it."))
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True,
+                                      help_text=_("Empty: never. An expired token is refused like an unknown one."))
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("operator token")
+        verbose_name_plural = _("operator tokens")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    def expired_at(self, now) -> bool:
+        return self.expires_at is not None and self.expires_at <= now

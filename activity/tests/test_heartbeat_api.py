@@ -237,10 +237,10 @@ def test_list_is_constant_queries(operator_client, django_assert_max_num_queries
 
 
 def test_list_is_operator_only(api_client, django_user_model):
-    from rest_framework.authtoken.models import Token
+    from core.services import operator_token_issue
 
     user = django_user_model.objects.create_user(username="plain", password="x")
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {operator_token_issue(user=user)[1]}")
     assert api_client.get(URL).status_code == 403
 
 

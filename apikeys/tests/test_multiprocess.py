@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 SETUP = """
-from rest_framework.authtoken.models import Token
+from core.services import operator_token_issue
 from django.contrib.auth import get_user_model
 from tenants.services import tenant_create
 from agents.models import Agent
@@ -24,11 +24,11 @@ from core.models import casefold_name
 from apikeys.services import apikey_create
 import json
 user = get_user_model().objects.create_user(username="op", is_staff=True)
-token = Token.objects.create(user=user)
+token = operator_token_issue(user=user)[1]
 tenant = tenant_create(tenant_name="T", tenant_type="personal")
 agent = Agent.objects.create(id="agent_00000000000a", tenant=tenant, name="A", name_key="a")
 key, raw = apikey_create(agent_id=agent.id, name="k")
-print(json.dumps({"token": token.key, "key_id": key.id, "raw": raw}))
+print(json.dumps({"token": token, "key_id": key.id, "raw": raw}))
 """
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from core.services import operator_token_issue
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def test_inactive_user_token_is_401(operator, operator_client):
 def test_non_staff_token_is_403(django_user_model):
     user = django_user_model.objects.create_user(username="bob", password="x")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {operator_token_issue(user=user)[1]}")
     response = client.get("/api/v2/tenants")
     assert response.status_code == 403
     assert response.json()["error_code"] == "PERMISSION_DENIED"

@@ -5,7 +5,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
+from core.models import OperatorToken
+from core.services import hash_token
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def test_creates_a_staff_user_and_prints_the_token_once():
     token = out.strip()
     user = get_user_model().objects.get(username="alice")
     assert user.is_staff and user.is_active and not user.has_usable_password()
-    assert Token.objects.get(user=user).key == token
+    assert OperatorToken.objects.get(user=user).key_hash == hash_token(token)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.get("/api/v2/tenants").status_code == 200
@@ -41,7 +42,8 @@ def test_rotate_replaces_the_token():
 
 def test_existing_operator_without_token_gets_one(django_user_model):
     django_user_model.objects.create_user(username="carol", password="x", is_staff=True)
-    assert len(run("carol")[0].strip()) == 40
+    token = run("carol")[0].strip()
+    assert token.startswith("mco_") and len(token) == 47
 
 
 @pytest.mark.parametrize("username", ["", "bad name", "x" * 151, "semi;colon"])
@@ -55,7 +57,7 @@ def test_existing_non_staff_user_is_refused_and_unchanged(django_user_model):
     with pytest.raises(CommandError, match="not an active staff user"):
         run("dave")
     user.refresh_from_db()
-    assert not user.is_staff and not Token.objects.filter(user=user).exists()
+    assert not user.is_staff and not OperatorToken.objects.filter(user=user).exists()
 
 
 def test_unknown_option_exits_non_zero():
@@ -73,8 +75,8 @@ def test_first_run_creates_admin_once():
     text = out.getvalue()
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff
-    token = Token.objects.get(user=admin).key
-    assert token in text and "password" in text
+    token = text.split("API token     : ")[1].split()[0]
+    assert OperatorToken.objects.get(user=admin).key_hash == hash_token(token) and "password" in text
     password = text.split("password ")[1].split()[0]
     assert admin.check_password(password)
     out = StringIO()

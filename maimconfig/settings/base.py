@@ -89,7 +89,6 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_prometheus",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "core",
