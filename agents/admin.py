@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.db.models import F
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -94,13 +95,13 @@ class AgentAdmin(ServiceModelAdmin):
     list_filter = (LivenessFilter, "status", "tenant")
     search_fields = ("name", "id", "tenant__tenant_name", "tenant__id", "description")
     list_select_related = ("tenant",)
-    readonly_fields = ("id", "online_status", "config_warnings", "created_at", "updated_at")
+    readonly_fields = ("id", "online_status", "config_warnings", "config_history", "created_at", "updated_at")
     ordering = ("-created_at", "-id")
 
     def get_fields(self, request, obj=None):
         fields = ["tenant", "name", "description", "template_id", "status", "tags", "config"]
         if obj is not None:
-            fields = ["id", *fields, "config_warnings", "online_status", "created_at", "updated_at"]
+            fields = ["id", *fields, "config_warnings", "config_history", "online_status", "created_at", "updated_at"]
         return fields
 
     def get_queryset(self, request):
@@ -173,3 +174,14 @@ class AgentAdmin(ServiceModelAdmin):
 
 
 from agents import admin_versions  # noqa: E402,F401  (registers the configuration versions' admin)
+    @admin.display(description=_("configuration history"))
+    def config_history(self, obj):
+        """Links to the agent's configuration versions (issue 17; admin in agents/admin_versions.py)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        versions = reverse("admin:agents_agentconfigversion_changelist") + f"?agent__id__exact={obj.pk}"
+        compare = reverse("admin:agents_agentconfigversion_compare", args=[obj.pk])
+        return format_html('{} <a href="{}">{}</a> · <a href="{}">{}</a>',
+                           _("version %(n)d;") % {"n": obj.config_version}, versions, _("all versions"),
+                           compare, _("compare versions"))
+

@@ -80,3 +80,9 @@ def test_config_edit_in_the_agent_admin_makes_a_version(admin_client, agent):
     assert agent.config_version == 3
     assert AgentConfigVersion.objects.get(agent=agent, number=3).changes["persona.personality"] == [
         "Chatty.", "Edited in the admin."]
+
+
+def test_agent_change_page_links_to_its_versions(admin_client, agent):
+    html = admin_client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+    assert f"?agent__id__exact={agent.pk}" in html
+    assert reverse("admin:agents_agentconfigversion_compare", args=[agent.pk]) in html
