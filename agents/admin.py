@@ -18,18 +18,22 @@ from agents import configdoc, selectors, services
 from agents.models import Agent
 from agents.serializers import TagListField
 from console.selectors import NEVER_SEEN, OFFLINE, ONLINE, agent_liveness_q
-from core.admin import ServiceModelAdmin, error_lines
+from console.config_editor import ConfigEditorWidget
+from core.admin import ServiceModelAdmin, error_fields, error_lines
 from core.exceptions import ApplicationError
 
 
 class AgentAdminForm(forms.ModelForm):
     config = forms.JSONField(
+        label=_("configuration"),
         required=False,
-        help_text='The whole configuration document (agent-config.md). Provider keys show as "********"; '
-                  "leave the mask to keep a stored key. Validated like the API (AGENT_012, AGENT_011).",
-        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "style": "font-family: monospace"}),
+        help_text=_("The whole configuration document: what is saved replaces the stored one. It is checked "
+                    "like an API write; a refused field is marked where it is. The right column shows the "
+                    "configuration the bot gets: the stored values over the defaults."),
+        widget=ConfigEditorWidget,
     )
-    tags = forms.JSONField(required=False, help_text='A JSON array of strings, e.g. ["support", "qq"].')
+    tags = forms.JSONField(label=_("tags"), required=False,
+                           help_text=_('A JSON array of strings, e.g. ["support", "qq"].'))
 
     class Meta:
         model = Agent
@@ -39,6 +43,8 @@ class AgentAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["config"] = configdoc.mask_document(self.instance.config)
+            self.fields["config"].widget.effective = configdoc.mask_document(
+                configdoc.effective_document(self.instance.config))
             self.fields["tenant"].disabled = True
         else:
             self.initial.setdefault("config", {})
@@ -57,6 +63,7 @@ class AgentAdminForm(forms.ModelForm):
         try:
             configdoc.prepare_write(stored or {}, document, mode="replace")
         except ApplicationError as exc:
+            self.fields["config"].widget.errors = error_fields(exc)  # shown at their field in the editor
             raise ValidationError(error_lines(exc)) from None
         return document
 

@@ -71,7 +71,7 @@ def test_admin_bulk_disable_in_chromium(live_server, django_user_model, monkeypa
             page.select_option("select[name=action]", "disable_keys")
             page.click("button[name=index]")
             page.wait_for_selector(".messagelist .success")
-            assert "1 API key(s) disabled" in page.inner_text(".messagelist")
+            assert "1 API key disabled" in page.inner_text(".messagelist")
         finally:
             browser.close()
 

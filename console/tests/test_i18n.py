@@ -79,3 +79,22 @@ def test_validation_errors_in_chinese(operator_client):
 def test_success_message_in_chinese(operator_client):
     body = operator_client.get("/api/v2/usage/summary", HTTP_ACCEPT_LANGUAGE="zh-CN").json()
     assert body["success"] is True and body["message"] == "用量已汇总"
+
+
+def test_schema_texts_module_is_up_to_date():
+    """console/schema_texts.py carries the schema's descriptions to makemessages: regenerate it (`make
+    messages`) when the schema changes."""
+    from console.management.commands.schema_texts import TARGET, render
+
+    assert TARGET.read_text(encoding="utf-8") == render()
+
+
+def test_editor_schema_is_translated():
+    from console.config_editor import editor_schema_json
+
+    with translation.override("zh-hans"):
+        chinese = editor_schema_json()
+    with translation.override("en"):
+        english = editor_schema_json()
+    assert "Core personality and identity." in english and "Core personality and identity." not in chinese
+    assert '"$ref"' not in english and "$defs" not in english  # references inlined for json-editor
