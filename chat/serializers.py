@@ -3,6 +3,7 @@
 import re
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from core.fields import (
@@ -219,8 +220,11 @@ class OpenAIChatCompletionInputSerializer(serializers.Serializer):
     messages = OpenAIMessageInputSerializer(many=True, allow_empty=False, max_length=200)
     temperature = StrictFloatField(required=False, min_value=0, max_value=2, allow_null=True)
     top_p = StrictFloatField(required=False, min_value=0, max_value=1, allow_null=True)
-    max_tokens = StrictIntegerField(required=False, min_value=1, allow_null=True)
-    max_completion_tokens = StrictIntegerField(required=False, min_value=1, allow_null=True)
+    max_tokens = StrictIntegerField(required=False, min_value=1, allow_null=True,
+                                    help_text=_("1 to MAIMCONFIG_CHAT_MAX_TOKENS (default 16384)."))
+    max_completion_tokens = StrictIntegerField(required=False, min_value=1, allow_null=True,
+                                               help_text=_("1 to MAIMCONFIG_CHAT_MAX_TOKENS (default 16384); wins "
+                                                           "over max_tokens."))
     stop = serializers.JSONField(required=False, allow_null=True)
     presence_penalty = StrictFloatField(required=False, min_value=-2, max_value=2, allow_null=True)
     frequency_penalty = StrictFloatField(required=False, min_value=-2, max_value=2, allow_null=True)
@@ -234,6 +238,18 @@ class OpenAIChatCompletionInputSerializer(serializers.Serializer):
     function_call = serializers.JSONField(required=False, allow_null=True)
     logprobs = serializers.JSONField(required=False, allow_null=True)
     response_format = serializers.JSONField(required=False, allow_null=True)
+
+    def _within_cap(self, value):
+        cap = settings.MAIMCONFIG_CHAT_MAX_TOKENS  # read per request: the setting may change in tests
+        if value is not None and value > cap:
+            raise serializers.ValidationError(_("Ensure this value is less than or equal to %(cap)s.") % {"cap": cap})
+        return value
+
+    def validate_max_tokens(self, value):
+        return self._within_cap(value)
+
+    def validate_max_completion_tokens(self, value):
+        return self._within_cap(value)
 
     def validate_stop(self, value):
         if value is None or isinstance(value, str):

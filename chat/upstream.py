@@ -64,6 +64,12 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context(trust_env=False)
 
 
+def warm_up() -> None:
+    """Build what every call shares once, at worker start (ASGI lifespan), outside any request's deadline."""
+    _ssl_context()
+    openai.AsyncOpenAI(api_key="warm-up", base_url="http://127.0.0.1/v1", http_client=new_http_client(1.0))
+
+
 def new_http_client(timeout: float) -> httpx2.AsyncClient:
     """A fresh client for one upstream call (its own pool and cookie jar)."""
     transport = httpx2.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False)

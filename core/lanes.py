@@ -16,7 +16,8 @@ gunicorn runs its native ASGI worker (`gunicorn.conf.py`); every worker process 
 
 Database connections per worker are therefore at most `MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS`.
 
-Lifespan: at shutdown (after gunicorn has let in-flight requests finish) the callbacks registered with
+Lifespan: at startup the URL configuration is loaded and the callbacks registered with `on_startup` run
+(warm-ups); at shutdown (after gunicorn has let in-flight requests finish) the callbacks registered with
 `on_shutdown` run in registration order, then the thread pools are drained.
 """
 
@@ -58,6 +59,7 @@ CHAT_LANE_MIDDLEWARE = (
 FastHandler = Callable[[dict, bytes, Callable[[dict], Awaitable[None]]], Awaitable[bool]]
 
 _fast_handlers: dict[tuple[str, str], FastHandler] = {}
+_startup_callbacks: list[Callable[[], Any]] = []
 _shutdown_callbacks: list[Callable[[], Any]] = []
 
 
@@ -87,6 +89,24 @@ def register_fast_handler(method: str, path: str, handler: FastHandler) -> None:
 def unregister_fast_handler(method: str, path: str) -> None:
     for variant in _path_variants(path):
         _fast_handlers.pop((method.upper(), variant), None)
+
+
+def on_startup(callback: Callable[[], Any]) -> Callable[[], Any]:
+    """Run `callback` (sync, in a thread) when a worker starts, before it serves (ASGI lifespan startup):
+    warm-ups that should not cost the first request. A failing callback is logged, never fatal."""
+    _startup_callbacks.append(callback)
+    return callback
+
+
+def _run_startup_callbacks() -> None:
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # import every view now, not during the first request
+    for callback in list(_startup_callbacks):
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - a warm-up failure must not stop the worker
+            logger.exception("Startup callback failed")
 
 
 def on_shutdown(callback: Callable[[], Any]) -> Callable[[], Any]:
@@ -326,6 +346,7 @@ class LaneDispatcher:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await asyncio.get_running_loop().run_in_executor(None, _run_startup_callbacks)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await run_shutdown_callbacks(self.sync_lane.executor)

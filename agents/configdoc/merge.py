@@ -17,6 +17,21 @@ from core.validation import NON_FIELD, too_deep
 
 RESERVED_TOP_LEVEL = "warnings"
 MASK_WITHOUT_KEY = "The masked value can only keep an existing key; send the real key."
+MASK_HOST_CHANGED = ("The provider's base_url names another host than the stored key was entered for; send the "
+                     "key again.")
+
+
+def _url_host(url: Any) -> str:
+    """`host:port` of a base_url (lower-case), "" when there is none: a stored key follows its host only."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+    except ValueError:
+        return url
 
 
 def normalize_document(doc: dict, *, stored: dict | None = None, prefix: str = "") -> dict:
@@ -36,15 +51,21 @@ def normalize_document(doc: dict, *, stored: dict | None = None, prefix: str = "
         if isinstance(account, int) and not isinstance(account, bool):
             bot["qq_account"] = str(account)
     kept_keys = stored_keys(stored or {})
+    stored_hosts = {provider_key(e.get("name")): _url_host(e.get("base_url"))
+                    for e in providers(stored or {}) if isinstance(e, dict)}
     errors: dict[str, list[str]] = {}
     for index, entry in enumerate(providers(doc)):
         if isinstance(entry, dict) and entry.get("api_key") == MASK:
-            token = kept_keys.get(provider_key(entry.get("name")) or "")
-            if token:
-                entry["api_key"] = StoredSecret(token)
-            else:
-                path = path_of(["config_overrides", "model", "api_providers", index, "api_key"], prefix)
+            name = provider_key(entry.get("name")) or ""
+            token = kept_keys.get(name)
+            path = path_of(["config_overrides", "model", "api_providers", index, "api_key"], prefix)
+            if not token:
                 errors[path] = [MASK_WITHOUT_KEY]
+            elif _url_host(entry.get("base_url")) != stored_hosts.get(name):
+                # A stored key is never sent to a host it was not entered for (agent-config.md, egress).
+                errors[path] = [MASK_HOST_CHANGED]
+            else:
+                entry["api_key"] = StoredSecret(token)
     if errors:
         raise validation_error(errors, code=ErrorCode.AGENT_012)
     return doc

@@ -8,9 +8,10 @@ import math
 from typing import Any
 
 from agents.configdoc.paths import path_of
-from agents.configdoc.secrets import provider_key
+from agents.configdoc.secrets import provider_key, providers
 from catalogue.schema import CONFIG_SCHEMA, KNOWN_TASKS, NOT_AN_OBJECT, describe, resolve, validator
 from catalogue.selectors import system_model_names, system_provider_names
+from core import egress
 from core.errors import ErrorCode
 from core.exceptions import validation_error
 from core.validation import MAX_JSON_DEPTH, MAX_JSON_NESTING, NON_FIELD, too_deep
@@ -96,6 +97,19 @@ def _name_errors(doc: dict, prefix: str) -> dict[str, list[str]]:
     return errors
 
 
+def _egress_errors(doc: dict, prefix: str) -> dict[str, list[str]]:
+    """The egress policy of provider `base_url`s at write time (agent-config.md; `core.egress`): credentials in
+    the URL, a host that is a non-public IP literal or a local name, unless allowed."""
+    errors: dict[str, list[str]] = {}
+    for index, entry in enumerate(providers(doc)):
+        url = entry.get("base_url") if isinstance(entry, dict) else None
+        if isinstance(url, str) and url:
+            refusal = egress.write_time_refusal(url)
+            if refusal:
+                errors[path_of(["config_overrides", "model", "api_providers", index, "base_url"], prefix)] = [refusal]
+    return errors
+
+
 def raise_if_invalid(doc: Any, *, prefix: str, whole_key: str) -> None:
     if not isinstance(doc, dict):
         raise validation_error({prefix or whole_key: [NOT_AN_OBJECT]}, code=ErrorCode.AGENT_012)
@@ -104,6 +118,8 @@ def raise_if_invalid(doc: Any, *, prefix: str, whole_key: str) -> None:
         raise validation_error({prefix or whole_key: [problem]}, code=ErrorCode.AGENT_012)
     errors = _schema_errors(doc, prefix)
     for path, messages in _name_errors(doc, prefix).items():
+        errors.setdefault(path, []).extend(messages)
+    for path, messages in _egress_errors(doc, prefix).items():
         errors.setdefault(path, []).extend(messages)
     if errors:
         raise validation_error(dict(sorted(errors.items())), code=ErrorCode.AGENT_012)

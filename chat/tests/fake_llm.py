@@ -23,6 +23,27 @@ class _QuietServer(ThreadingHTTPServer):
         pass
 
 
+class _OpenCounter:
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.now = 0
+        self.most = 0
+
+    def enter(self) -> None:
+        with self._cond:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self._cond.notify_all()
+
+    def leave(self) -> None:
+        with self._cond:
+            self.now -= 1
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.most >= count, timeout)  # reached once: released
+
+
 class FakeLLM:
     def __init__(self):
         self.requests: list[dict] = []
@@ -43,8 +64,19 @@ class FakeLLM:
         self.chunk_delay = 0.0  # seconds between stream chunks
         self.omit_choices = False
         self.break_after: int | None = None  # stream: drop the connection after this many chunks
+        self.body_byte_delay = 0.0  # non-streaming: send the body one byte at a time, this many seconds apart
+        self.set_cookie: str | None = None  # a Set-Cookie header on every answer
+        self.answer_when_open: int | None = None  # hold each request until this many are open at once
+        self.hold: threading.Event | None = None  # hold each request until this event is set (30 s at most)
         self.requests = []
         self.disconnected = threading.Event()
+        # Requests being answered now, and the most at once, since this reset (a handler still running
+        # from an earlier test counts in its own generation's counter, not in this one).
+        self.open = _OpenCounter()
+
+    @property
+    def max_open(self) -> int:
+        return self.open.most
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def snapshot(self) -> "FakeLLM":
@@ -64,7 +96,7 @@ class FakeLLM:
                 # The switches as they are when the request arrives: a handler that outlives its test
                 # (a client that timed out while it sleeps) must not read the next test's switches or
                 # record into / signal the next test's `requests` / `disconnected`.
-                fake = outer.snapshot()
+                fake = self._fake = outer.snapshot()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
@@ -73,6 +105,19 @@ class FakeLLM:
                     body = None
                 fake.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                       "body": body})
+                fake.open.enter()
+                try:
+                    self._answer(fake, body)
+                finally:
+                    fake.open.leave()
+
+            def _answer(self, fake, body):
+                if fake.hold is not None:
+                    fake.hold.wait(30)
+                # Only answers once that many requests are open together (proves concurrency); otherwise
+                # a 503 after 20 s.
+                if fake.answer_when_open and not fake.open.wait_for(fake.answer_when_open, 20):
+                    return self._json(503, fake.error_body)
                 if fake.delay:
                     time.sleep(fake.delay)
                 if not self.path.endswith("/chat/completions"):
@@ -83,13 +128,28 @@ class FakeLLM:
                     return self._stream(fake, body)
                 return self._json(200, fake.completion(body or {}))
 
+            def _cookie(self, fake):
+                if fake.set_cookie:
+                    self.send_header("Set-Cookie", f"{fake.set_cookie}; Path=/")
+
             def _json(self, status, payload):
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Connection", "close")
+                fake = getattr(self, "_fake", outer)
+                self._cookie(fake)
                 self.end_headers()
+                if fake.body_byte_delay and status == 200:
+                    try:
+                        for index in range(len(data)):  # a trickling upstream: one byte at a time
+                            self.wfile.write(data[index:index + 1])
+                            self.wfile.flush()
+                            time.sleep(fake.body_byte_delay)
+                    except (BrokenPipeError, ConnectionResetError, OSError):
+                        fake.disconnected.set()
+                    return
                 self.wfile.write(data)
 
             def _stream(self, fake, body):
@@ -97,6 +157,7 @@ class FakeLLM:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.send_header("Connection", "close")
+                self._cookie(fake)
                 self.end_headers()
                 self.close_connection = True
 
