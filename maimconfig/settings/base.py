@@ -5,6 +5,7 @@ README's configuration table. There is no production settings module: production
 the environment. `maimconfig.settings.test` only speeds the test suite up.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -18,9 +19,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / "data"
 
 env = environ.Env()
-_env_file = BASE_DIR / ".env"
-if _env_file.exists():
-    environ.Env.read_env(str(_env_file))
+# The settings file read at start-up (variables already set in the environment win); relative paths are
+# resolved against the repository root, and an empty value reads none. The test settings set it empty, so
+# the suite never depends on a developer's `.env` (`make run` writes one).
+_env_file_name = os.environ.get("MAIMCONFIG_ENV_FILE", ".env")
+if _env_file_name:
+    _env_file = Path(_env_file_name) if Path(_env_file_name).is_absolute() else BASE_DIR / _env_file_name
+    if _env_file.exists():
+        environ.Env.read_env(str(_env_file))
 
 DEBUG = env.bool("DEBUG", default=False)
 

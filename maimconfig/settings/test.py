@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+# Never read a settings file (a developer's `.env` with MAIMCONFIG_AUTH_MODE=open would change what the suite
+# tests). Forced, not defaulted, and inherited by the servers and commands the tests start in subprocesses.
+os.environ["MAIMCONFIG_ENV_FILE"] = ""
 
 from maimconfig.settings.base import *  # noqa: E402,F403
 
