@@ -45,7 +45,8 @@ if not SECRET_KEY:
 # these still decrypt (agents.configdoc.secrets).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+# `testserver` (Django's test client host) is not a production default: the test runner adds it itself.
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 # --- Product settings -----------------------------------------------------------------------------
 MAIMCONFIG_VERSION = VERSION
