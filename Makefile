@@ -59,6 +59,16 @@ lint: install
 check-migrations: install
 	SECRET_KEY=check $(PY) manage.py makemigrations --check --dry-run
 
+# `manage.py check --deploy` in a production-like environment (HTTPS behind a proxy, secure cookies, HSTS):
+# no warning may remain (README "Security"). The values are examples, not secrets.
+.PHONY: check-deploy
+check-deploy: install
+	env DEBUG=false SECRET_KEY=ci-deploy-check-$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
+	  ALLOWED_HOSTS=maimconfig.example SECURE_PROXY_SSL_HEADER='X-Forwarded-Proto: https' \
+	  CSRF_TRUSTED_ORIGINS=https://maimconfig.example SECURE_SSL_REDIRECT=true SESSION_COOKIE_SECURE=true \
+	  CSRF_COOKIE_SECURE=true SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=true \
+	  SECURE_HSTS_PRELOAD=true $(PY) manage.py check --deploy --fail-level WARNING
+
 bench-auth: install
 	bench/run_auth_bench.sh
 

@@ -3,8 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 
 MISSING_SECRET_KEY = (
-    "SECRET_KEY is not set. Set SECRET_KEY in the environment (or in .env); "
-    "only DEBUG=true runs with a development key."
+    "SECRET_KEY is not set (or is the .env.example placeholder 'change-me'). Set SECRET_KEY in the environment "
+    "(or in .env) to a long random value; only DEBUG=true runs with a development key."
 )
 
 # manage.py commands that only inspect the code and never serve, sign, hash with the key or encrypt.

@@ -35,8 +35,11 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 # the WSGI/ASGI application and every manage.py command that could serve, sign or encrypt. Commands that
 # only inspect the code (makemigrations --check, check, collectstatic, spectacular) still run, on a
 # throw-away key that nothing is ever signed or encrypted with.
-SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
-if not SECRET_KEY:
+# The `.env.example` placeholder counts as missing: a copied example must not run in production with a
+# published key (issue 12, item 17).
+SECRET_KEY_PLACEHOLDERS = frozenset({"change-me", "changeme", "change_me"})
+SECRET_KEY_MISSING = (not SECRET_KEY or SECRET_KEY.strip().lower() in SECRET_KEY_PLACEHOLDERS) and not DEBUG
+if not SECRET_KEY or SECRET_KEY_MISSING:
     SECRET_KEY = (
         "unset-" + secrets.token_hex(32) if SECRET_KEY_MISSING
         else "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
@@ -202,6 +205,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 CSRF_FAILURE_VIEW = "core.views.csrf_failure"
+
+# --- HTTPS behind a proxy (README "Security"; `manage.py check --deploy` is clean once these are set) ---------
+# The header a TLS-terminating proxy sets, e.g. `X-Forwarded-Proto: https`. Only set it when the proxy always
+# sets (or strips) that header: a client could otherwise claim HTTPS.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="").strip()
+if _proxy_ssl_header:
+    _header_name, _, _header_value = _proxy_ssl_header.partition(":")
+    if not _header_value.strip():
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https'.")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header_name.strip().upper().replace("-", "_"), _header_value.strip())
+# Origins allowed to POST the admin's forms when they differ from the Host (scheme included: https://admin.example).
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers and Prometheus often probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/?$", r"^metrics/?$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- I18N / time ----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
