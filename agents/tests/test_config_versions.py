@@ -277,3 +277,48 @@ def test_concurrent_config_writes_and_rollbacks_number_versions_without_gaps_or_
         seen |= set((document.get("bot_overrides") or {}))
     assert merges <= seen
     assert AuditEvent.objects.filter(target_id=agent.pk).exclude(action="agent.create").count() == len(numbers) - 1
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_a_second_writer_waits_for_the_first_and_takes_the_next_number():
+    """Writer A holds its transaction open after writing version 2; writer B, started meanwhile, must wait
+    on the agent's row lock and write version 3 (without the lock it would read version 1 from its
+    snapshot and collide on (agent, number))."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from tenants.tests.factories import TenantFactory
+
+    agent = services.agent_create(tenant_id=TenantFactory().pk, name="locker", config={"persona": "v1"})
+    a_written, results = threading.Event(), {}
+
+    def writer_a():
+        try:
+            with transaction.atomic():
+                services.agent_config_write(agent=agent, document={"persona": "from A"})
+                a_written.set()
+                time.sleep(0.5)  # B starts its write while A's transaction is still open
+        finally:
+            connection.close()
+
+    def writer_b():
+        try:
+            a_written.wait()
+            results["b"] = services.agent_config_write(agent=agent, document={"bot_overrides": {"b": 1}}).config_version
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results["b"] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer_a), threading.Thread(target=writer_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["b"] == 3
+    agent.refresh_from_db()
+    assert agent.config_version == 3 and agent.config == {"persona": {"personality": "from A"},
+                                                          "bot_overrides": {"b": 1}}
