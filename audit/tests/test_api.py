@@ -225,3 +225,28 @@ def test_a_write_after_a_request_is_not_attributed_to_that_request(operator_clie
     tenant_create(tenant_name="Later", tenant_type="personal")
     event = _only_event()
     assert (event.actor, event.request_id) == ("system", None)
+
+
+def test_cost_is_one_insert_per_write_and_nothing_on_bot_paths(operator_client, api_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    agent = AgentFactory()
+
+    def audit_statements(call):
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        return [q["sql"].split()[0].upper() for q in captured.captured_queries
+                if "audit_auditevent" in q["sql"] or "agentconfigversion" in q["sql"]]
+
+    assert audit_statements(lambda: operator_client.put(f"/api/v2/tenants/{agent.tenant_id}",
+                                                        {"description": "x"}, format="json")) == ["INSERT"]
+    # a config write: its audit event and its version
+    assert sorted(audit_statements(lambda: operator_client.patch(
+        f"/api/v2/agents/{agent.pk}/config", {"persona": "P."}, format="json"))) == ["INSERT", "INSERT"]
+    key = ApiKeyFactory(agent=agent, permissions=["heartbeat", "config"])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
+    assert audit_statements(lambda: api_client.put("/api/v2/agent-activity", {
+        "tenant_id": key.tenant_id, "agent_id": key.agent_id}, format="json")) == []
+    assert audit_statements(lambda: api_client.post("/api/v2/auth/validate-api-key", {"api_key": key.raw_key},
+                                                    format="json")) == []
