@@ -85,3 +85,21 @@ def test_purge_deletes_only_events_older_than_the_retention(settings):
     assert audit_purge(now=now) == 1
     assert list(AuditEvent.objects.values_list("pk", flat=True)) == [edge.pk]
     assert not AuditEvent.objects.filter(pk=old.pk).exists()
+
+
+def test_request_actor_names_the_agent_key_or_the_operator():
+    from types import SimpleNamespace
+
+    from core.context import current_request_id, current_request_var
+
+    key_request = SimpleNamespace(auth=SimpleNamespace(is_agent_key=True, api_key_id="key_0123456789ab"),
+                                  user=None, request_id="r-1")
+    user = SimpleNamespace(is_authenticated=True, get_username=lambda: "Alice")
+    operator_request = SimpleNamespace(auth=None, user=user, request_id="r-2")
+    for request, actor in ((key_request, "agent_key:key_0123456789ab"), (operator_request, "operator:Alice")):
+        token = current_request_var.set(request)
+        try:
+            with acting_as("command:runserver"):  # a request's credential wins over a command
+                assert (current_actor(), current_request_id()) == (actor, request.request_id)
+        finally:
+            current_request_var.reset(token)
