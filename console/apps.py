@@ -8,3 +8,8 @@ class ConsoleConfig(AppConfig):
 
     name = "console"
     verbose_name = _("Console")
+
+    def ready(self):
+        from console.model_names import translate_model_names
+
+        translate_model_names()

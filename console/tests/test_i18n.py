@@ -81,12 +81,19 @@ def test_success_message_in_chinese(operator_client):
     assert body["success"] is True and body["message"] == "用量已汇总"
 
 
-def test_schema_texts_module_is_up_to_date():
-    """console/schema_texts.py carries the schema's descriptions to makemessages: regenerate it (`make
-    messages`) when the schema changes."""
-    from console.management.commands.schema_texts import TARGET, render
+def test_generated_text_modules_are_up_to_date():
+    """console/schema_texts.py and console/model_texts.py carry the schema's descriptions and the models'
+    derived names to makemessages: regenerate them (`make messages`) when a schema or a model changes."""
+    from console.management.commands.console_texts import rendered
 
-    assert TARGET.read_text(encoding="utf-8") == render()
+    for path, text in rendered().items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: run `make messages`"
+
+
+@pytest.mark.django_db
+def test_admin_names_are_translated(admin_client):
+    html = admin_client.get("/admin/apikeys/apikey/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert "API 密钥" in html and "Apikeys" not in html
 
 
 def test_editor_schema_is_translated():
