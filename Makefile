@@ -80,7 +80,7 @@ bench-activity: install
 MESSAGES_IGNORE := --ignore='.venv/*' --ignore='staticfiles/*' --ignore='*/tests/*' --ignore='tests/*' \
 	--ignore='bench/*' --ignore='data/*' --ignore='artifacts/*' --ignore='node_modules/*'
 messages:
-	SECRET_KEY=messages $(PY) manage.py schema_texts -v0
+	SECRET_KEY=messages $(PY) manage.py console_texts -v0
 	SECRET_KEY=messages $(PY) manage.py makemessages -l zh_Hans --no-obsolete --add-location=file $(MESSAGES_IGNORE)
 	SECRET_KEY=messages $(PY) manage.py compilemessages -l zh_Hans --ignore='.venv/*'
 
