@@ -89,7 +89,8 @@ MAIMBOT_BOT_CONFIG_TEMPLATE_PATH = env.str(
 
 # --- Applications -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "console",  # before the admin: its templates (branding, dashboard) override the admin's
+    "console.admin_config.ConsoleAdminConfig",  # django.contrib.admin with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
