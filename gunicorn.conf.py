@@ -12,11 +12,18 @@ Every value can be overridden with the environment variables named below.
 
 import multiprocessing
 import os
+import sys
 
 wsgi_app = "maimconfig.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 3)))
 worker_class = "asgi"
+# Transitional: a command line that still names the WSGI application (`… maimconfig.wsgi:application`)
+# gets the previous threaded model (gthread, GUNICORN_THREADS), since the ASGI worker cannot serve it.
+# Run `gunicorn -c gunicorn.conf.py` (no application argument) for the serving model described above.
+if any(arg.endswith("wsgi:application") for arg in sys.argv[1:]):
+    worker_class = "gthread"
+    threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 asgi_loop = os.environ.get("GUNICORN_ASGI_LOOP", "auto")  # uvloop when installed
 http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "auto")  # gunicorn_h1c when installed
 asgi_lifespan = "on"  # shutdown callbacks (core.lanes.on_shutdown) run after in-flight requests finish

@@ -1,0 +1,170 @@
+"""The lane dispatcher (core.lanes, README "Serving model"): chat paths to the chat lane, the fast-lane hook
+(answer or decline with the same body), the sync lane's bounded pool, and the lifespan callbacks."""
+
+import asyncio
+import json
+
+import pytest
+
+from core import lanes
+from core.testing import _shared_app, asgi_request
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize("path", ["/api/v2/chat", "/api/v2/chat/", "/api/v2/chat/batch", "/api/v2/chat/batch/",
+                                  "/v1/chat/completions", "/v1/chat/completions/"])
+def test_chat_paths_take_the_chat_lane(path):
+    assert lanes.is_chat_lane(path)
+
+
+@pytest.mark.parametrize("path", ["/api/v2/chat-agents", "/api/v2/chat/conversations/c/messages", "/v1/models",
+                                  "/api/v2/auth/validate-api-key", "/api/v2/agent-activity", "/", "/admin/"])
+def test_other_paths_take_the_sync_lane(path):
+    assert not lanes.is_chat_lane(path)
+
+
+@pytest.fixture
+def fast_handlers():
+    registered = []
+
+    def register(method, path, handler):
+        lanes.register_fast_handler(method, path, handler)
+        registered.append((method, path))
+
+    yield register
+    for method, path in registered:
+        lanes.unregister_fast_handler(method, path)
+
+
+def test_fast_handler_answers_the_request(fast_handlers):
+    seen = {}
+
+    async def handler(scope, body, send):
+        seen["body"] = body
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"fast " + body})
+        return True
+
+    fast_handlers("POST", "/api/v2/auth/parse-api-key", handler)
+    for path in ("/api/v2/auth/parse-api-key", "/api/v2/auth/parse-api-key/"):
+        response = asgi_request("POST", path, json_body={"api_key": "x"})
+        assert response.status_code == 200 and response.content == b'fast {"api_key": "x"}'
+    assert seen["body"] == b'{"api_key": "x"}'
+    # Another method on the same path is not the handler's.
+    response = asgi_request("GET", "/api/v2/auth/parse-api-key")
+    assert response.status_code == 405
+
+
+def test_declining_handler_passes_the_same_body_to_django(fast_handlers):
+    calls = []
+
+    async def decline(scope, body, send):
+        calls.append(body)
+        return False
+
+    fast_handlers("POST", "/api/v2/auth/parse-api-key", decline)
+    response = asgi_request("POST", "/api/v2/auth/parse-api-key", json_body={"api_key": "not-a-key"},
+                            headers={"X-Request-ID": "fast-decline-1"})
+    assert calls == [b'{"api_key": "not-a-key"}']
+    assert response.status_code == 200  # Django's verdict, from the same body
+    body = response.json()
+    assert body["error_code"] == "AUTH_001" and body["request_id"] == "fast-decline-1"
+
+
+def test_fast_handlers_must_be_async():
+    def sync_handler(scope, body, send):
+        return False
+
+    with pytest.raises(TypeError):
+        lanes.register_fast_handler("GET", "/x", sync_handler)
+
+
+def test_sync_lane_serves_django_with_headers_and_query(operator_client):
+    response = asgi_request("GET", "/api/v2/tenants", query="page=1&page_size=5",
+                            headers={"X-Request-ID": "sync-lane-1", "Authorization": "Token nope"})
+    assert response.status_code == 401 and response["x-request-id"] == "sync-lane-1"
+    assert response["www-authenticate"] == 'Bearer realm="maimconfig"'
+
+
+def test_sync_lane_pool_is_bounded_by_the_setting(settings):
+    settings.MAIMCONFIG_SYNC_THREADS = 3
+    app = lanes.build_application()
+    try:
+        assert app.sync_lane.executor._max_workers == 3
+    finally:
+        app.sync_lane.executor.shutdown()
+
+
+def test_sync_lane_streams_large_bodies():
+    """A body larger than the buffer goes out in several messages, in order."""
+    big = [b"x" * 100_000, b"y" * 100_000, b"z" * 100_000]
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return iter(big)
+
+    lane = lanes.SyncLane(wsgi_app, 2)
+    messages = []
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/big", "query_string": b"", "headers": []}
+    asyncio.run(lane(scope, b"", send))
+    lane.executor.shutdown()
+    assert messages[0]["type"] == "http.response.start" and messages[0]["status"] == 200
+    bodies = [m["body"] for m in messages[1:]]
+    assert len(bodies) > 1 and b"".join(bodies) == b"".join(big) and messages[-1].get("more_body") is not True
+
+
+def test_lifespan_runs_startup_and_shutdown_callbacks(monkeypatch):
+    order = []
+    monkeypatch.setattr(lanes, "_startup_callbacks", [lambda: order.append("startup")])
+
+    def failing():
+        order.append("failing")
+        raise RuntimeError("boom")
+
+    async def async_hook():
+        order.append("async")
+
+    monkeypatch.setattr(lanes, "_shutdown_callbacks", [])
+    lanes.on_shutdown(failing)
+    lanes.on_shutdown(async_hook)
+    lanes.on_shutdown(lambda: order.append("sync"))
+    app = lanes.build_application()
+    sent = []
+    inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive():
+        return inbox.pop(0)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    asyncio.run(app({"type": "lifespan"}, receive, send))
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert order == ["startup", "failing", "async", "sync"]  # a failing hook does not stop the others
+
+
+def test_chat_lane_answers_in_the_envelope_with_security_headers():
+    response = asgi_request("POST", "/api/v2/chat", json_body={"message": "hi"},
+                            headers={"X-Request-ID": "chat-lane-1"})
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "NOT_AUTHENTICATED" and response.json()["request_id"] == "chat-lane-1"
+    assert response["x-content-type-options"] == "nosniff" and response["x-request-id"] == "chat-lane-1"
+
+
+def test_chat_lane_refuses_a_disallowed_host():
+    response = asgi_request("POST", "/api/v2/chat", json_body={"message": "hi"}, headers={"Host": "evil.example"})
+    assert response.status_code == 400 and response.json()["error_code"] == "VALIDATION_ERROR"
+
+
+def test_chat_lane_body_guard():
+    too_big = asgi_request("POST", "/api/v2/chat", json_body={"message": "x" * 2_000_000})
+    assert too_big.status_code == 413 and json.loads(too_big.content)["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_shared_app_is_the_lane_dispatcher():
+    assert isinstance(_shared_app(), lanes.LaneDispatcher)
