@@ -13,7 +13,7 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 def test_every_copied_path_exists():
     sources = []
     for line in DOCKERFILE.splitlines():
-        if line.startswith("COPY "):
+        if line.startswith("COPY ") and "--from=" not in line:  # `--from=builder` copies from the build stage
             parts = line.split()[1:-1]
             sources += [p for p in parts if not p.startswith("--")]
     assert sources
@@ -34,6 +34,50 @@ def test_base_image_user_and_healthcheck():
     assert "default-libmysqlclient-dev" in DOCKERFILE and "pkg-config" in DOCKERFILE
     assert re.search(r"^USER maimconfig$", DOCKERFILE, re.M)
     assert "HEALTHCHECK" in DOCKERFILE and "/health" in DOCKERFILE
+
+
+def _stages() -> dict[str, str]:
+    """The Dockerfile's stages by name (`FROM … AS name`), each with its own lines."""
+    instructions = "\n".join(line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#"))
+    parts = re.split(r"^FROM ", instructions, flags=re.M)[1:]
+    return {part.split("\n", 1)[0].split(" AS ")[-1].strip(): part for part in parts}
+
+
+def test_multi_stage_build_keeps_compiler_and_test_tools_out_of_the_runtime_image():
+    """Issue 12, item 15: a builder with the compiler, a slim runtime without it or any test tool."""
+    stages = _stages()
+    assert list(stages) == ["builder", "runtime"], stages.keys()
+    builder, runtime = stages["builder"], stages["runtime"]
+    assert "build-essential" in builder and "pip install -r /tmp/requirements.txt" in builder
+    for forbidden in ("build-essential", "gcc", "pkg-config", "-dev ", "-dev\n", "requirements-test", "pip install"):
+        assert forbidden not in runtime, f"the runtime stage mentions {forbidden!r}"
+    assert "COPY --from=builder /opt/venv /opt/venv" in runtime and "libmariadb3" in runtime
+    assert "requirements-test" not in builder
+    runtime_requirements = (ROOT / "requirements.txt").read_text().lower()
+    for tool in ("pytest", "factory-boy", "factory_boy", "playwright", "ruff", "schemathesis", "polib"):
+        assert tool not in runtime_requirements, f"{tool} is a test tool but in requirements.txt"
+    assert "-r requirements.txt" in (ROOT / "requirements-test.txt").read_text()
+
+
+def test_first_start_prints_the_first_operator_once(tmp_path):
+    """The image's command, step by step, on a scratch database: migrate, then the first operator (printed
+    once, like `make run`), then nothing on the next start."""
+    command = re.search(r'^CMD \["sh", "-c", "(.*)"\]$', DOCKERFILE, re.M).group(1)
+    steps = [step.strip() for step in command.split("&&")]
+    assert steps[0].startswith("python manage.py migrate")
+    assert steps[1] == "python manage.py ensure_first_operator"
+    assert steps[2] == "exec gunicorn -c gunicorn.conf.py"
+    env = {"SECRET_KEY": "packaging-test-key", "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+           "DJANGO_SETTINGS_MODULE": "maimconfig.settings.base", "MAIMCONFIG_ENV_FILE": ""}
+    outputs = []
+    for _ in range(2):
+        for step in steps[:2]:
+            args = step.split()[1:]
+            result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env)
+            assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert "API token" in outputs[0] and "password" in outputs[0]
+    assert outputs[1].strip() == ""
 
 
 def test_command_is_the_make_run_entry_point():
