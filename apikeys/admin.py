@@ -95,8 +95,8 @@ class ExpiredFilter(admin.SimpleListFilter):
 @admin.register(ApiKey)
 class ApiKeyAdmin(ApiKeyConsoleMixin, ServiceModelAdmin):
     form = ApiKeyAdminForm
-    list_display = ("name", "id", "tenant", "agent", "status_display", "key_hint", "usage_count_display",
-                    "last_used_at_display", "expires_at")
+    # Fits 1366 px: the id, tenant (the agent names it) and last use are on the detail page.
+    list_display = ("name", "agent", "status_display", "key_hint", "usage_count_display", "expires_at")
     list_filter = (StatusFilter, "tenant", ExpiredFilter)
     list_select_related = ("tenant", "agent")
     search_fields = ("name", "id", "tenant__id", "tenant__tenant_name", "agent__id", "agent__name")
@@ -118,7 +118,7 @@ class ApiKeyAdmin(ApiKeyConsoleMixin, ServiceModelAdmin):
             return ()
         return (*self.readonly_fields, "agent")
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status_display(self, obj: ApiKey) -> str:
         return obj.status
 

@@ -2,6 +2,7 @@
 turns; a conversation can be deleted (through `chat.services`)."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from chat import services
 from chat.models import ChatConversation, ChatMessage
@@ -53,8 +54,8 @@ class ChatConversationAdmin(admin.ModelAdmin):
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(ReadOnlyModelAdmin):
-    list_display = ("id", "role", "short_content", "agent", "conversation", "model", "responder", "total_tokens",
-                    "latency_ms", "created_at")
+    # Fits 1366 px; the rest is on the detail page.
+    list_display = ("role", "short_content", "agent", "model", "total_tokens", "created_at")
     list_filter = ("role", "responder", "created_at")
     search_fields = ("id", "conversation__conversation_id", "agent__id", "user_id", "request_id")
     list_select_related = ("agent", "conversation")
@@ -63,6 +64,6 @@ class ChatMessageAdmin(ReadOnlyModelAdmin):
                        "usage_estimated", "latency_ms", "request_id", "created_at")
     ordering = ("-created_at", "-id")
 
-    @admin.display(description="content")
+    @admin.display(description=_("content"))
     def short_content(self, obj):
         return obj.content[:80]

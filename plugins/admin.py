@@ -35,7 +35,7 @@ class PluginSettingAdminForm(forms.ModelForm):
 @admin.register(PluginSetting)
 class PluginSettingAdmin(ServiceModelAdmin):
     form = PluginSettingAdminForm
-    list_display = ("id", "plugin_name", "tenant_id", "agent_id", "scope", "enabled", "updated_at")
+    list_display = ("plugin_name", "tenant_id", "agent_id", "scope", "enabled", "updated_at")  # id: detail page
     list_filter = ("enabled", "plugin_name", "tenant")
     search_fields = ("id", "plugin_name", "tenant__id", "tenant__tenant_name", "agent__id", "agent__name")
     readonly_fields = ("id", "created_at", "updated_at")

@@ -9,7 +9,7 @@ from tenants.models import Tenant
 
 @admin.register(Tenant)
 class TenantAdmin(ServiceModelAdmin):
-    list_display = ("tenant_name", "id", "tenant_type", "status", "contact_email", "created_at")
+    list_display = ("tenant_name", "tenant_type", "status", "contact_email", "created_at")  # id: detail page
     list_filter = ("status", "tenant_type")
     search_fields = ("tenant_name", "id", "contact_email", "owner_id")
     readonly_fields = ("id", "created_at", "updated_at")
