@@ -14,6 +14,7 @@ from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import ApiKeyFactory
 from tenants.models import Tenant
 from tenants.tests.factories import TenantFactory
+from apikeys.usage import shown  # stored + pending in Redis (spec §1.15)
 
 pytestmark = pytest.mark.django_db
 
@@ -548,8 +549,7 @@ def test_config_read_with_agent_keys(api_client, tenant):
         response = get(key.raw_key, agent_id)
         assert (response.status_code, response.json()["error_code"]) == (403, "PERMISSION_DENIED"), agent_id
         assert response.json()["tenant_id"] is None
-    key.refresh_from_db()
-    assert key.usage_count == 2  # refused requests never count
+    assert shown(key.pk)[0] == 2  # refused requests never count
 
 
 def test_openapi_exposes_the_config_schema(operator_client):

@@ -5,6 +5,7 @@ import pytest
 from agents.tests.factories import AgentFactory
 from chat.models import ChatMessage
 from chat.tests.conftest import key_client, key_for, llm_document, stored
+from apikeys.usage import shown  # stored + pending in Redis (spec §1.15)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,8 +33,7 @@ def test_results_in_input_order_with_invalid_items(offline_agent):
     # Items sharing a conversation run in list order: the second sees the first as history.
     b_messages = ChatMessage.objects.filter(conversation__conversation_id="b").order_by("created_at")
     assert [m.content for m in b_messages if m.role == "user"] == ["four", "six"]
-    key.refresh_from_db()
-    assert key.usage_count == 3  # valid items only
+    assert shown(key.pk)[0] == 3  # valid items only
 
 
 def test_shared_conversation_items_see_previous_turns(llm_agent, fake_llm):
@@ -78,8 +78,7 @@ def test_whole_batch_validation_counts_nothing(offline_agent, body, path):
     key = key_for(offline_agent)
     response = key_client(key.raw_key).post(BATCH, body, format="json")
     assert response.status_code == 400 and path in response.json()["data"]["errors"]
-    key.refresh_from_db()
-    assert key.usage_count == 0 and ChatMessage.objects.count() == 0
+    assert shown(key.pk)[0] == 0 and ChatMessage.objects.count() == 0
 
 
 def test_rate_limit_refuses_the_whole_batch(offline_agent):
@@ -88,12 +87,10 @@ def test_rate_limit_refuses_the_whole_batch(offline_agent):
     response = client.post(BATCH, {"requests": [{"message": "a"}] * 4}, format="json")
     assert response.status_code == 429 and response.json()["error_code"] == "AUTH_008"
     assert ChatMessage.objects.count() == 0
-    key.refresh_from_db()
-    assert key.usage_count == 0
+    assert shown(key.pk)[0] == 0
     response = client.post(BATCH, {"requests": [{"message": "a"}, {"message": ""}, {"message": "b"}]}, format="json")
     assert response.status_code == 200 and response.json()["data"]["succeeded"] == 2
-    key.refresh_from_db()
-    assert key.usage_count == 2
+    assert shown(key.pk)[0] == 2
 
 
 def test_batch_needs_a_chat_key(offline_agent, operator_client):

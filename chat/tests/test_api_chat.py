@@ -4,10 +4,10 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from apikeys.models import ApiKey
 from chat.models import ChatConversation, ChatMessage
 from chat.tests.conftest import key_client, key_for, llm_document, stored
 from chat.tests.factories import ChatConversationFactory, store_turn
+from apikeys.usage import shown  # stored + pending in Redis (spec §1.15)
 
 # Transactional: these views run outside ATOMIC_REQUESTS, and an error response must not poison a
 # surrounding test transaction (DRF marks the open atomic block for rollback on errors).
@@ -37,8 +37,7 @@ def test_original_client_body_with_offline_responder(offline_agent):
     assert [(m.role, m.content) for m in messages] == [("user", "Hello!"), ("assistant", data["response"])]
     assert messages[1].id == data["message_id"] and messages[0].id == data["user_message_id"]
     assert {m.api_key_id for m in messages} == {key.id} and {m.user_id for m in messages} == {"test_user_001"}
-    key.refresh_from_db()
-    assert key.usage_count == 1
+    assert shown(key.pk)[0] == 1
 
 
 def test_bearer_key_and_generated_conversation_id(offline_agent):
@@ -116,8 +115,7 @@ def test_upstream_error_is_502_and_nothing_stored(llm_agent, fake_llm, status):
     assert body["error_code"] == "CHAT_002" and body["error"] == f"The language model returned HTTP {status}."
     assert "boom" not in response.content.decode()
     assert ChatMessage.objects.count() == 0 and ChatConversation.objects.count() == 0
-    key.refresh_from_db()
-    assert key.usage_count == 1  # a counted use stays counted
+    assert shown(key.pk)[0] == 1  # a counted use stays counted
 
 
 def test_unusable_upstream_body_is_502(llm_agent, fake_llm):
@@ -180,8 +178,7 @@ def test_key_without_chat_permission_is_403(offline_agent):
     key = key_for(offline_agent, permissions=["config"])
     response = key_client(key.raw_key).post(CHAT, {"message": "hi"}, format="json")
     assert response.status_code == 403 and response.json()["error_code"] == "AUTH_003"
-    key.refresh_from_db()
-    assert key.usage_count == 0
+    assert shown(key.pk)[0] == 0
 
 
 def test_inactive_agent_and_tenant_are_403(offline_agent):
@@ -198,14 +195,13 @@ def test_inactive_agent_and_tenant_are_403(offline_agent):
     assert response.status_code == 403 and response.json()["error_code"] == "AUTH_006"
 
 
-def test_rate_limit_is_429_and_refusals_do_not_count(offline_agent):
+def test_rate_limit_is_429_and_refusals_do_not_count(offline_agent, frozen_clock):
     key = key_for(offline_agent, rate_limit_per_minute=2)
     client = key_client(key.raw_key)
     assert [client.post(CHAT, {"message": "hi"}, format="json").status_code for _ in range(3)] == [200, 200, 429]
     response = client.post(CHAT, {"message": "hi"}, format="json")
     assert response.json()["error_code"] == "AUTH_008" and int(response["Retry-After"]) >= 1
-    key.refresh_from_db()
-    assert key.usage_count == 2
+    assert shown(key.pk)[0] == 2
     cache.clear()
 
 
@@ -214,7 +210,7 @@ def test_header_and_body_keys_must_agree(offline_agent):
     other = key_for(offline_agent)
     response = key_client(key.raw_key).post(CHAT, {"api_key": other.raw_key, "message": "hi"}, format="json")
     assert response.status_code == 400 and "api_key" in response.json()["data"]["errors"]
-    assert ApiKey.objects.get(pk=key.pk).usage_count == 0
+    assert shown(key.pk)[0] == 0
 
 
 def test_same_conversation_id_under_another_agent_is_another_conversation(offline_agent):

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from agents.tests.factories import AgentFactory
 from chat.models import ChatMessage
 from chat.tests.conftest import key_client, key_for, lane_client, llm_document, stored
+from apikeys.usage import shown  # stored + pending in Redis (spec §1.15)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,8 +39,7 @@ def test_completion_prepends_persona_and_passes_parameters(llm_agent, fake_llm):
     assert sent["model"] == "fake-1" and sent["temperature"] == 1.5 and sent["max_tokens"] == 20
     assert sent["top_p"] == 0.5 and sent["stop"] == ["x"] and sent["user"] == "u-1"
     assert ChatMessage.objects.count() == 0  # stateless
-    key.refresh_from_db()
-    assert key.usage_count == 1
+    assert shown(key.pk)[0] == 1
 
 
 def test_offline_completion_uses_last_user_message(offline_agent):
@@ -132,7 +132,7 @@ def test_invalid_requests_are_openai_400(offline_agent, body, param):
     assert error["param"] == param
 
 
-def test_auth_errors_in_openai_shape(offline_agent, operator_client):
+def test_auth_errors_in_openai_shape(offline_agent, operator_client, frozen_clock):
     response = operator_client.post(COMPLETIONS, {"messages": [{"role": "user", "content": "hi"}]}, format="json")
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
