@@ -43,3 +43,16 @@ def test_audit_admin_is_read_only_with_filters_and_a_diff_table(admin_client):
     assert admin_client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}
                              ).status_code == 403
     assert AuditEvent.objects.count() == 2
+
+
+def test_conversation_deleted_in_the_admin_is_audited(admin_client, admin_user):
+    from chat.tests.factories import ChatConversationFactory
+
+    conversation = ChatConversationFactory()
+    response = admin_client.post(reverse("admin:chat_chatconversation_delete", args=[conversation.pk]),
+                                 {"post": "yes"})
+    assert response.status_code == 302
+    event = AuditEvent.objects.get()
+    assert (event.actor, event.action, event.target_type, event.tenant_id) == (
+        f"operator:{admin_user.username}", "conversation.delete", "conversation", conversation.tenant_id)
+    assert event.changes["conversation_id"] == [conversation.conversation_id, None]
