@@ -114,6 +114,8 @@ def write_time_refusal(url: str) -> str | None:
         return "Enter a valid URL."
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         return "The URL must not contain credentials (user:password@)."
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return "The URL must not contain a query (?…) or a fragment (#…)."
     if not host or name_allowed(host):
         return None
     address = _ip_literal(host)
