@@ -295,7 +295,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "MaimConfig API",
     "DESCRIPTION": (
         "Control plane for MaiMBot: tenants, agents, agent configuration, API keys, heartbeats, "
-        "plugin settings, usage log and chat. Every `/api` response is the nine-key envelope."
+        "plugin settings, usage log and chat. Every `/api` response is the nine-key envelope.\n\n"
+        "Clients of the original MaimConfig: refusals with a domain code (`TENANT_*`, `AGENT_*`, `KEY_*`, "
+        "`ACTIVITY_*`, `PLUGIN_*`, `CHAT_001`) answer HTTP 200 with `success: false` when the request sends "
+        "`X-MaimConfig-Legacy-Errors: 1` (or the server sets `MAIMCONFIG_LEGACY_ERROR_STATUS`); the real "
+        "status is then in the `X-MaimConfig-Status` response header. Every list also carries the "
+        "original's `total`, `page`, `size` and `pages`."
     ),
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
