@@ -70,6 +70,15 @@ def _error_statuses(path: str, method: str) -> list[int]:
     return sorted(statuses)
 
 
+# Statuses whose cause is not the operation's own (issue 15): described once for every operation.
+_ERROR_DESCRIPTIONS = {
+    409: "Conflict: the code of the resource (`TENANT_002`, `AGENT_002`, `KEY_002`, …), or `CONFLICT` when a "
+         "database constraint refused the write (a duplicate, or a row deleted meanwhile).",
+    503: "`SERVICE_UNAVAILABLE`: the database cannot serve the request now (unreachable, read-only, out of "
+         "connections, a lock wait timeout or a deadlock). Nothing was changed; send it again after `Retry-After`.",
+}
+
+
 def add_error_responses(result, generator, request, public):
     """drf-spectacular postprocessing hook: declare the error answers every operation can give.
 
@@ -112,8 +121,13 @@ def add_error_responses(result, generator, request, public):
                 continue
             responses = operation.setdefault("responses", {})
             for status in _error_statuses(path, method):
-                responses.setdefault(str(status), {
-                    "description": HTTPStatus(status).phrase,
+                response = {
+                    "description": _ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-                })
+                }
+                if status in (429, 503):
+                    response["headers"] = {"Retry-After": {
+                        "description": "Whole seconds to wait before sending the request again.",
+                        "schema": {"type": "integer"}}}
+                responses.setdefault(str(status), response)
     return result
