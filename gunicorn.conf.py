@@ -39,3 +39,13 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 # Reloads without a pause (`HUP`): old workers serve until the new ones do; new workers warm up first.
 from core.graceful_reload import on_reload, post_worker_init, pre_fork  # noqa: E402,F401
+
+# /metrics covers every worker (spec §13.5): one prometheus_client multiprocess directory per instance, set and
+# emptied here in the master before any worker imports prometheus_client (core.metrics_export).
+from core.metrics_export import configure_multiprocess_dir, mark_worker_dead  # noqa: E402
+
+configure_multiprocess_dir()
+
+
+def child_exit(server, worker):
+    mark_worker_dead(worker.pid)

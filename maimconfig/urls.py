@@ -3,11 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from core import views as core_views
+from core.metrics_export import metrics_view
 
 _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
@@ -29,7 +29,7 @@ urlpatterns = [
     re_path(r"^$", core_views.RootView.as_view(), name="root"),
     re_path(r"^health/?$", core_views.HealthView.as_view(), name="health"),
     re_path(r"^info/?$", core_views.InfoView.as_view(), name="info"),
-    re_path(r"^metrics/?$", ExportToDjangoView, name="metrics"),
+    re_path(r"^metrics/?$", metrics_view, name="metrics"),
     re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(**_public), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", **_public), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="core/redoc.html", **_public), name="redoc"),

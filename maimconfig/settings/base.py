@@ -77,6 +77,8 @@ MAIMCONFIG_LLM_ALLOWED_HOSTS = env.list("MAIMCONFIG_LLM_ALLOWED_HOSTS", default=
 MAIMCONFIG_SYNC_THREADS = env.int("MAIMCONFIG_SYNC_THREADS", default=8)
 MAIMCONFIG_CHAT_DB_THREADS = env.int("MAIMCONFIG_CHAT_DB_THREADS", default=4)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
+# When set, /metrics answers only `Authorization: Bearer <this token>` (spec §13.5; core.metrics_export).
+MAIMCONFIG_METRICS_TOKEN = env.str("MAIMCONFIG_METRICS_TOKEN", default="")
 # Earlier values of MAIMCONFIG_SECRETS_KEY, still accepted for decryption after a key change (comma-separated);
 # `manage.py reencrypt_provider_keys` then rewrites every stored provider key under the current key.
 MAIMCONFIG_SECRETS_KEY_FALLBACKS = env.list("MAIMCONFIG_SECRETS_KEY_FALLBACKS", default=[])
