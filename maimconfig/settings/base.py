@@ -79,6 +79,10 @@ MAIMCONFIG_CHAT_DB_THREADS = env.int("MAIMCONFIG_CHAT_DB_THREADS", default=4)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
 # When set, /metrics answers only `Authorization: Bearer <this token>` (spec §13.5; core.metrics_export).
 MAIMCONFIG_METRICS_TOKEN = env.str("MAIMCONFIG_METRICS_TOKEN", default="")
+# Admin login throttle (core.login_throttle): failed logins allowed per username and per client IP in each window.
+MAIMCONFIG_ADMIN_LOGIN_MAX_FAILURES_PER_USER = env.int("MAIMCONFIG_ADMIN_LOGIN_MAX_FAILURES_PER_USER", default=5)
+MAIMCONFIG_ADMIN_LOGIN_MAX_FAILURES_PER_IP = env.int("MAIMCONFIG_ADMIN_LOGIN_MAX_FAILURES_PER_IP", default=20)
+MAIMCONFIG_ADMIN_LOGIN_WINDOW_SECONDS = env.int("MAIMCONFIG_ADMIN_LOGIN_WINDOW_SECONDS", default=900)
 # Earlier values of MAIMCONFIG_SECRETS_KEY, still accepted for decryption after a key change (comma-separated);
 # `manage.py reencrypt_provider_keys` then rewrites every stored provider key under the current key.
 MAIMCONFIG_SECRETS_KEY_FALLBACKS = env.list("MAIMCONFIG_SECRETS_KEY_FALLBACKS", default=[])
@@ -130,6 +134,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "core.login_throttle.AdminLoginThrottleMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
