@@ -79,6 +79,9 @@ def test_validation_errors_in_chinese(operator_client):
 def test_success_message_in_chinese(operator_client):
     body = operator_client.get("/api/v2/usage/summary", HTTP_ACCEPT_LANGUAGE="zh-CN").json()
     assert body["success"] is True and body["message"] == "用量已汇总"
+    body = operator_client.get("/api/v2/tenants", HTTP_ACCEPT_LANGUAGE="zh-CN").json()
+    assert body["message"] == "已列出租户"  # a message="…" literal of a view, through console/api_texts.py
+    assert operator_client.get("/api/v2/tenants", HTTP_ACCEPT_LANGUAGE="en").json()["message"] == "Tenants listed"
 
 
 def test_generated_text_modules_are_up_to_date():

@@ -1,8 +1,13 @@
-"""Write console/schema_texts.py and console/model_texts.py: strings that reach operators without a gettext
-call in the code (the agent-config schema's descriptions; the model, field, choice names Django derives),
-marked so `makemessages` extracts them. `make messages` runs it first; a test keeps both files current."""
+"""Write console/schema_texts.py, console/model_texts.py and console/api_texts.py: strings that reach
+people without a gettext call in the code (the agent-config schema's descriptions; the model, field and
+choice names Django derives; the API's success messages, `message="…"` literals the envelope builder
+translates), marked so `makemessages` extracts them. `make messages` runs it first; a test keeps the files
+current."""
 
+import ast
 from pathlib import Path
+
+from django.conf import settings
 
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
@@ -28,16 +33,44 @@ def _module(source: str, texts: list[str], extra: tuple[str, ...] = ()) -> str:
     return "\n".join(lines)
 
 
+SKIP_DIRS = {".venv", "tests", "migrations", "bench", "data", "staticfiles", "artifacts", "node_modules", ".git"}
+
+
+def api_texts() -> list[str]:
+    """String literals passed as `message=` in the project's code (API success messages)."""
+    texts: set[str] = set()
+    root = Path(settings.BASE_DIR)
+    for path in sorted(root.rglob("*.py")):
+        if SKIP_DIRS & set(path.relative_to(root).parts[:-1]):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                for keyword in node.keywords:
+                    if keyword.arg != "message":
+                        continue
+                    values = [keyword.value.body, keyword.value.orelse] if isinstance(keyword.value, ast.IfExp) \
+                        else [keyword.value]
+                    texts.update(v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+                                 and v.value.strip())
+    return sorted(texts)
+
+
 def rendered() -> dict[Path, str]:
     return {
         CONSOLE / "schema_texts.py": _module("catalogue/schemas/agent_config.schema.json (descriptions)",
                                              schema_texts(), ("Configuration",)),
         CONSOLE / "model_texts.py": _module("the models' derived names (console.model_names)", model_texts()),
+        CONSOLE / "api_texts.py": _module("the `message=` literals of the code (API success messages)", api_texts()),
     }
 
 
 class Command(BaseCommand):
-    help = _("Write console/schema_texts.py and console/model_texts.py (strings for the translation catalogue).")
+    help = _("Write console/schema_texts.py, model_texts.py and api_texts.py (strings for the translation "
+             "catalogue).")
 
     def handle(self, *args, **options):
         for path, text in rendered().items():
