@@ -75,6 +75,11 @@ bench-auth: install
 bench-activity: install
 	bench/run_activity_bench.sh
 
+# Chat lane under load (issue 10): 1,000 chats in flight against a slow loopback upstream while key
+# verification and heartbeats run at 50 req/s each; MariaDB + Redis (see bench/run_chat_bench.sh).
+bench-chat: install
+	bench/run_chat_bench.sh
+
 # Extract every marked string into locale/zh_Hans/LC_MESSAGES/django.po (existing translations are kept,
 # vanished ones dropped), then compile the .mo the service reads. Idempotent; both files are committed.
 MESSAGES_IGNORE := --ignore='.venv/*' --ignore='staticfiles/*' --ignore='*/tests/*' --ignore='tests/*' \

@@ -1,0 +1,223 @@
+"""Load generator of `make bench-chat` (see bench/run_chat_bench.sh): N chat requests in flight at once
+(half `POST /api/v2/chat`, a quarter `/api/v2/chat` SSE streams, a quarter `/v1/chat/completions` streams,
+keys spread over the agents) while `validate-api-key` and agent-key heartbeats run at R req/s each in
+another process; meanwhile it samples the service's MariaDB connections (SHOW PROCESSLIST) and the total
+RSS of the gunicorn master and workers. Prints a report and one `RESULT key=value …` line.
+
+Usage: chat_load.py BASE_URL AGENTS_FILE GUNICORN_PID DB_NAME   (env: BENCH_CHATS 1000, BENCH_BOT_RATE 50)
+"""
+
+import asyncio
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+
+import httpx2
+
+sys.path.insert(0, os.path.dirname(__file__))
+from chat_slow_upstream import REPLY  # noqa: E402
+
+CHATS = int(os.environ.get("BENCH_CHATS", "1000"))
+BOT_RATE = float(os.environ.get("BENCH_BOT_RATE", "50"))
+TIMEOUT = 60.0
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+async def chat_plain(client, key):
+    response = await client.post("/api/v2/chat", json={"message": "hello"}, headers={"Authorization": f"Bearer {key}"})
+    return response.status_code == 200 and response.json()["data"]["response"] == REPLY
+
+
+async def chat_sse(client, key):
+    async with client.stream("POST", "/api/v2/chat", json={"message": "hello", "stream": True},
+                             headers={"Authorization": f"Bearer {key}"}) as response:
+        if response.status_code != 200:
+            return False
+        last_event, last_data = None, None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                last_event = line[7:]
+            elif line.startswith("data: "):
+                last_data = line[6:]
+        return last_event == "done" and json.loads(last_data)["data"]["response"] == REPLY
+
+
+async def chat_openai_stream(client, key):
+    async with client.stream("POST", "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
+                                                                   "stream": True},
+                             headers={"Authorization": f"Bearer {key}"}) as response:
+        if response.status_code != 200:
+            return False
+        text, done = [], False
+        async for line in response.aiter_lines():
+            if line == "data: [DONE]":
+                done = True
+            elif line.startswith("data: "):
+                chunk = json.loads(line[6:])
+                for choice in chunk.get("choices", []):
+                    text.append(choice.get("delta", {}).get("content") or "")
+        return done and "".join(text) == REPLY
+
+
+async def timed(kind, work, client, key, out):
+    started = time.perf_counter()
+    try:
+        ok = await work(client, key)
+    except Exception as exc:  # noqa: BLE001 - a failed request is counted, not fatal
+        ok = False
+        out.setdefault("exceptions", []).append(f"{kind}: {type(exc).__name__}")
+    out.setdefault(kind, []).append((ok, time.perf_counter() - started))
+
+
+async def chat_phase(base, agents):
+    limits = httpx2.Limits(max_connections=CHATS + 100, max_keepalive_connections=0)
+    out: dict = {}
+    async with httpx2.AsyncClient(base_url=base, timeout=TIMEOUT, limits=limits) as client:
+        tasks = []
+        for i in range(CHATS):
+            key = agents[i % len(agents)][2]
+            kind, work = (("chat", chat_plain) if i % 4 in (0, 2) else
+                          ("chat_sse", chat_sse) if i % 4 == 1 else ("v1_stream", chat_openai_stream))
+            tasks.append(timed(kind, work, client, key, out))
+        started = time.perf_counter()
+        await asyncio.gather(*tasks)
+        out["wall"] = time.perf_counter() - started
+    return out
+
+
+def bot_traffic(base, agents, stop, queue):
+    """Another process: validate and heartbeat at BOT_RATE req/s each until `stop` is set."""
+
+    async def run():
+        results = {"validate": [], "heartbeat": []}
+        async with httpx2.AsyncClient(base_url=base, timeout=10.0) as client:
+            async def one(kind, i):
+                tenant, agent, key = agents[i % len(agents)]
+                started = time.perf_counter()
+                try:
+                    if kind == "validate":
+                        response = await client.post("/api/v2/auth/validate-api-key", json={"api_key": key})
+                        ok = response.status_code == 200 and response.json()["data"]["valid"] is True
+                    else:
+                        response = await client.put("/api/v2/agent-activity", headers={"Authorization": f"Bearer {key}"},
+                                                    json={"tenant_id": tenant, "agent_id": agent, "ttl_seconds": 300})
+                        ok = response.status_code == 200
+                except Exception:  # noqa: BLE001
+                    ok = False
+                results[kind].append((ok, time.perf_counter() - started))
+
+            pending = set()
+            i = 0
+            next_at = time.perf_counter()
+            while not stop.is_set():
+                for kind in ("validate", "heartbeat"):
+                    pending.add(asyncio.ensure_future(one(kind, i)))
+                i += 1
+                next_at += 1 / BOT_RATE
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                pending = {t for t in pending if not t.done()}
+            await asyncio.gather(*pending)
+        queue.put(results)
+
+    asyncio.run(run())
+
+
+class Sampler(threading.Thread):
+    """Max MariaDB connections of the bench database and max total RSS of gunicorn, every 0.25 s."""
+
+    def __init__(self, gunicorn_pid, db_name):
+        super().__init__(daemon=True)
+        self.pid, self.db_name = gunicorn_pid, db_name
+        self.max_connections = 0
+        self.max_rss_kib = 0
+        self.running = True
+
+    def rss_kib(self):
+        pids = [self.pid]
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def run(self):
+        connection = None
+        if self.db_name:
+            import MySQLdb
+
+            connection = MySQLdb.connect(host="127.0.0.1", user="root", port=3306)
+        while self.running:
+            if connection is not None:
+                cursor = connection.cursor()
+                cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> "
+                               "CONNECTION_ID()", (self.db_name,))
+                self.max_connections = max(self.max_connections, cursor.fetchone()[0])
+                cursor.close()
+            self.max_rss_kib = max(self.max_rss_kib, self.rss_kib())
+            time.sleep(0.25)
+
+
+def main():
+    base, agents_file, gunicorn_pid, db_name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    agents = [line.split() for line in open(agents_file) if line.strip()]
+    sampler = Sampler(gunicorn_pid, db_name)
+    sampler.start()
+    stop = multiprocessing.Event()
+    queue = multiprocessing.Queue()
+    bots = multiprocessing.Process(target=bot_traffic, args=(base, agents, stop, queue))
+    bots.start()
+    time.sleep(1.0)  # bot traffic first: its figures cover the whole chat phase
+    out = asyncio.run(chat_phase(base, agents))
+    stop.set()
+    bot = queue.get(timeout=60)
+    bots.join(30)
+    sampler.running = False
+    sampler.join(5)
+
+    kinds = ("chat", "chat_sse", "v1_stream")
+    all_chats = [r for k in kinds for r in out.get(k, [])]
+    correct = sum(1 for ok, _ in all_chats if ok)
+    latencies = [s for _, s in all_chats]
+    print(f"chat requests in flight at once: {len(all_chats)} (wall {out['wall']:.1f} s)")
+    for kind in kinds:
+        rows = out.get(kind, [])
+        print(f"  {kind:10s} n={len(rows):4d} correct={sum(1 for ok, _ in rows if ok):4d} "
+              f"p50={pct([s for _, s in rows], 50):.2f}s p99={pct([s for _, s in rows], 99):.2f}s")
+    if out.get("exceptions"):
+        print("  exceptions:", ", ".join(sorted(set(out["exceptions"])))[:400])
+    for kind in ("validate", "heartbeat"):
+        rows = bot[kind]
+        ms = [s * 1000 for _, s in rows]
+        print(f"{kind:10s} n={len(rows)} errors={sum(1 for ok, _ in rows if not ok)} p50={pct(ms, 50):.1f}ms "
+              f"p99={pct(ms, 99):.1f}ms max={max(ms) if ms else float('nan'):.1f}ms")
+    print(f"max MariaDB connections of the service: {sampler.max_connections}; "
+          f"max total RSS (master + workers): {sampler.max_rss_kib / 1024:.0f} MiB")
+    v_ms = [s * 1000 for _, s in bot["validate"]]
+    h_ms = [s * 1000 for _, s in bot["heartbeat"]]
+    print(f"RESULT chats={len(all_chats)} correct_pct={100 * correct / max(1, len(all_chats)):.2f} "
+          f"p99_s={pct(latencies, 99):.2f} validate_p99_ms={pct(v_ms, 99):.1f} heartbeat_p99_ms={pct(h_ms, 99):.1f} "
+          f"bot_errors={sum(1 for k in ('validate', 'heartbeat') for ok, _ in bot[k] if not ok)} "
+          f"db_connections_max={sampler.max_connections} rss_mib_max={sampler.max_rss_kib / 1024:.0f}")
+
+
+if __name__ == "__main__":
+    main()
