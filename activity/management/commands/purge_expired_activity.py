@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext, gettext_lazy as _
 from django.utils.dateparse import parse_duration
 
 from activity.services import activity_purge_expired
@@ -27,13 +28,13 @@ def parse_older_than(text: str) -> timedelta:
 
 
 class Command(BaseCommand):
-    help = ("Delete expired agent-activity rows (expires_at <= now), or only those expired for longer "
-            "than --older-than, and report how many were deleted.")
+    help = _("Delete expired agent-activity rows (expires_at <= now), or only those expired for longer "
+             "than --older-than, and report how many were deleted.")
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--older-than", dest="older_than", default=None,
-            help="Only rows expired for longer than this: 90, 90s, 15m, 2h, 7d, 1w, HH:MM:SS or ISO 8601 (P1D).",
+            help=_("Only rows expired for longer than this: 90, 90s, 15m, 2h, 7d, 1w, HH:MM:SS or ISO 8601 (P1D)."),
         )
 
     def handle(self, *args, older_than=None, verbosity=1, **options):
@@ -42,8 +43,10 @@ class Command(BaseCommand):
             try:
                 delta = parse_older_than(older_than)
             except ValueError:
-                raise CommandError(f"Invalid --older-than value {older_than!r}; use e.g. 90s, 15m, 2h, 7d.") from None
+                raise CommandError(gettext("Invalid --older-than value %(value)r; use e.g. 90s, 15m, 2h, 7d.")
+                                   % {"value": older_than}) from None
         deleted = activity_purge_expired(older_than=delta)
         if verbosity >= 1:
-            suffix = f" (expired for longer than {delta})" if delta else ""
-            self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} expired activity row(s){suffix}."))
+            suffix = gettext(" (expired for longer than %(delta)s)") % {"delta": delta} if delta else ""
+            self.stdout.write(self.style.SUCCESS(gettext("Deleted %(count)s expired activity row(s)%(suffix)s.")
+                                                 % {"count": deleted, "suffix": suffix}))

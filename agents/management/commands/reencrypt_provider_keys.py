@@ -9,16 +9,17 @@ with status 1.
 """
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext, gettext_lazy as _
 
 from agents.models import Agent
 from agents.services import agent_reencrypt_provider_keys
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt the provider API keys stored in agent configurations under the current secrets key."
+    help = _("Re-encrypt the provider API keys stored in agent configurations under the current secrets key.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Report what would change; write nothing.")
+        parser.add_argument("--dry-run", action="store_true", help=_("Report what would change; write nothing."))
 
     def handle(self, *args, dry_run=False, **options):
         rotated_total, agents_changed, failures = 0, 0, []
@@ -27,11 +28,14 @@ class Command(BaseCommand):
             rotated_total += rotated
             agents_changed += 1 if rotated else 0
             failures += [(agent_id, name) for name in failed]
-        verb = "would be re-encrypted" if dry_run else "re-encrypted"
-        self.stdout.write(f"{rotated_total} provider key(s) {verb} in {agents_changed} agent(s).")
+        counts = {"keys": rotated_total, "agents": agents_changed}
+        self.stdout.write((gettext("%(keys)s provider key(s) would be re-encrypted in %(agents)s agent(s).") if dry_run
+                           else gettext("%(keys)s provider key(s) re-encrypted in %(agents)s agent(s).")) % counts)
         for agent_id, name in failures:
-            self.stderr.write(f"{agent_id}: the key of provider {name!r} cannot be decrypted with any configured key")
+            self.stderr.write(gettext("%(agent)s: the key of provider %(name)r cannot be decrypted with any "
+                                      "configured key") % {"agent": agent_id, "name": name})
         if failures:
-            raise CommandError(f"{len(failures)} provider key(s) could not be decrypted; they were left unchanged. "
-                               "Add the key they were encrypted with to MAIMCONFIG_SECRETS_KEY_FALLBACKS or "
-                               "SECRET_KEY_FALLBACKS, or have the operators enter them again.")
+            raise CommandError(gettext(
+                "%(count)s provider key(s) could not be decrypted; they were left unchanged. Add the key they were "
+                "encrypted with to MAIMCONFIG_SECRETS_KEY_FALLBACKS or SECRET_KEY_FALLBACKS, or have the operators "
+                "enter them again.") % {"count": len(failures)})

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy as _
 
 from apikeys.serializers import parse_permission_text
 from apikeys.services import apikey_create
@@ -20,8 +21,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip().lower())
     if not match or int(match.group(1)) == 0:
-        raise CommandError(f"--expires-in must be a positive number followed by s, m, h, d or w (e.g. 30d), "
-                           f"not {text!r}.")
+        raise CommandError(gettext("--expires-in must be a positive number followed by s, m, h, d or w (e.g. "
+                                   "30d), not %(text)r.") % {"text": text})
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -33,30 +34,30 @@ def parse_permissions(text: str) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = ("Issue an API key for an agent and print the secret once (it cannot be shown again). "
-            "Same rules and refusals as POST /api/v2/api-keys.")
+    help = _("Issue an API key for an agent and print the secret once (it cannot be shown again). "
+             "Same rules and refusals as POST /api/v2/api-keys.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--tenant", required=True, help="Tenant id (tenant_…); must be the agent's tenant.")
-        parser.add_argument("--agent", required=True, help="Agent id (agent_…).")
-        parser.add_argument("--name", required=True, help="Key name, unique in the tenant (case-insensitive).")
-        parser.add_argument("--permissions", default="", help="Comma-separated permissions, e.g. chat,config.")
+        parser.add_argument("--tenant", required=True, help=_("Tenant id (tenant_…); must be the agent's tenant."))
+        parser.add_argument("--agent", required=True, help=_("Agent id (agent_…)."))
+        parser.add_argument("--name", required=True, help=_("Key name, unique in the tenant (case-insensitive)."))
+        parser.add_argument("--permissions", default="", help=_("Comma-separated permissions, e.g. chat,config."))
         parser.add_argument("--expires-in", dest="expires_in", default=None,
-                            help="Lifetime such as 3600s, 90m, 12h, 30d or 2w (default: never expires).")
+                            help=_("Lifetime such as 3600s, 90m, 12h, 30d or 2w (default: never expires)."))
         parser.add_argument("--rate-limit", dest="rate_limit", type=int, default=None,
-                            help="Requests per minute (1–1000000; default: unlimited).")
+                            help=_("Requests per minute (1–1000000; default: unlimited)."))
         parser.add_argument("--description", default=None)
-        parser.add_argument("--json", action="store_true", help="Print the key object (with the secret) as JSON.")
+        parser.add_argument("--json", action="store_true", help=_("Print the key object (with the secret) as JSON."))
 
     def handle(self, *args, **options):
         name = options["name"].strip()
         if not 1 <= len(name) <= 100 or any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in name):
-            raise CommandError("--name must be 1–100 characters without control characters.")
+            raise CommandError(gettext("--name must be 1–100 characters without control characters."))
         permissions = parse_permissions(options["permissions"])
         expires_at = timezone.now() + parse_duration(options["expires_in"]) if options["expires_in"] else None
         rate_limit = options["rate_limit"]
         if rate_limit is not None and not 1 <= rate_limit <= 1_000_000:
-            raise CommandError("--rate-limit must be between 1 and 1000000.")
+            raise CommandError(gettext("--rate-limit must be between 1 and 1000000."))
         try:
             key, raw_key = apikey_create(
                 tenant_id=options["tenant"].strip(), agent_id=options["agent"].strip(), name=name,
@@ -64,7 +65,7 @@ class Command(BaseCommand):
                 rate_limit_per_minute=rate_limit,
             )
         except ApplicationError as exc:
-            raise CommandError(f"{exc.code.value}: {exc.error}") from None
+            raise CommandError(f"{exc.code.value}: {gettext(exc.error)}") from None
         if options["json"]:
             from apikeys.serializers import ApiKeyOutputSerializer
 
@@ -72,7 +73,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(data, ensure_ascii=False))
             return
         if options["verbosity"] >= 1:
-            self.stderr.write(self.style.SUCCESS(
-                f"Issued API key {key.pk} ('{key.name}') for agent {key.agent_id} of tenant {key.tenant_id}. "
-                "The secret is printed below once; store it now."))
+            self.stderr.write(self.style.SUCCESS(gettext(
+                "Issued API key %(key)s ('%(name)s') for agent %(agent)s of tenant %(tenant)s. "
+                "The secret is printed below once; store it now.")
+                % {"key": key.pk, "name": key.name, "agent": key.agent_id, "tenant": key.tenant_id}))
         self.stdout.write(raw_key)
