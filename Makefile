@@ -61,6 +61,12 @@ check-migrations: install
 
 # `manage.py check --deploy` in a production-like environment (HTTPS behind a proxy, secure cookies, HSTS):
 # no warning may remain (README "Security"). The values are examples, not secrets.
+# Bounded schemathesis run against a live server on loopback, with an operator token and an agent key
+# (FUZZ_SECONDS per credential kind, default 75): no 5xx, every status documented, responses on schema.
+.PHONY: fuzz
+fuzz: install
+	VENV=$(VENV) tests/fuzz/run.sh
+
 .PHONY: check-deploy
 check-deploy: install
 	env DEBUG=false SECRET_KEY=ci-deploy-check-$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
