@@ -143,11 +143,11 @@ class AgentAdmin(ServiceModelAdmin):
             return _LIVENESS_LABELS[state]
         return _("%(state)s; last heartbeat %(seen)s") % {"state": _LIVENESS_LABELS[state], "seen": seen}
 
-    @admin.display(description="config warnings")
+    @admin.display(description=_("config warnings"))
     def config_warnings(self, obj):
         warnings = configdoc.document_warnings(obj.config or {}) if obj and obj.pk else []
         if not warnings:
-            return "none"
+            return _("none")
         return format_html("<pre>{}</pre>", "\n".join(f"{w['path']}: {w['code']} — {w['message']}"
                                                       for w in warnings))
 

@@ -51,13 +51,13 @@ class ApiKeyAdminForm(forms.ModelForm):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ValidationError("Must be a JSON object.")
+            raise ValidationError(_("Must be a JSON object."))
         return value
 
     def clean_rate_limit_per_minute(self):
         value = self.cleaned_data.get("rate_limit_per_minute")
         if value is not None and not 1 <= value <= 1_000_000:
-            raise ValidationError("Must be between 1 and 1000000.")
+            raise ValidationError(_("Must be between 1 and 1000000."))
         return value
 
 

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import ServiceModelAdmin
 from plugins import services
@@ -18,7 +19,7 @@ class PluginSettingAdminForm(forms.ModelForm):
         if config is None:
             return {}
         if not isinstance(config, dict):
-            raise forms.ValidationError("Must be a JSON object.")
+            raise forms.ValidationError(_("Must be a JSON object."))
         return config
 
     def clean(self):
