@@ -43,7 +43,7 @@ class ApiKey(TimeStampedModel):
     # `usage_count` already includes. A flush adds `total - usage_flushed` and sets both in one UPDATE, so
     # applying the same total twice adds nothing (never double-counted).
     usage_flushed = models.PositiveBigIntegerField(default=0, editable=False)
-    usage_epoch = models.CharField(max_length=32, default="", blank=True, editable=False)
+    usage_epoch = ExactCharField(max_length=32, default="", blank=True, editable=False)
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
 

@@ -70,7 +70,7 @@ class AuditEvent(models.Model):
     target_type = BinaryCharField(_("target type"), max_length=30, choices=AuditTarget.choices)
     target_id = BinaryCharField(_("target id"), max_length=64)
     tenant_id = BinaryCharField(_("tenant id"), max_length=32, null=True, blank=True)
-    request_id = models.CharField(_("request id"), max_length=128, null=True, blank=True)
+    request_id = BinaryCharField(_("request id"), max_length=128, null=True, blank=True)
     changes = models.JSONField(_("changes"), default=dict, blank=True,
                                help_text=_('{"field": [before, after]}; secrets appear as "********"'))
 

@@ -30,7 +30,7 @@ DISPLAY_ONLY = {
     ("agents", "agent", "name"), ("agents", "agent", "description"), ("agents", "agent", "status"),
     ("apikeys", "apikey", "name"), ("apikeys", "apikey", "description"),
     ("chat", "chatmessage", "role"), ("chat", "chatmessage", "responder"), ("chat", "chatmessage", "finish_reason"),
-    ("chat", "chatmessage", "content"),
+    ("chat", "chatmessage", "content"), ("agents", "agentconfigversion", "source"),
 }
 
 

@@ -1,5 +1,5 @@
 """Issue 12, items 6, 7, 8, 12, 13: inputs that gave a 500 or were silently dropped. The fuzz corpus of
-these cases is `core/tests/fuzz_corpus.py`; this file holds the targeted checks, on SQLite and MariaDB."""
+these cases is `core/tests/test_fuzz_corpus.py`; this file holds the targeted checks, on SQLite and MariaDB."""
 
 import json
 
