@@ -369,10 +369,10 @@ _build_lock = threading.Lock()
 
 def build_application() -> LaneDispatcher:
     """The worker's application (used by `maimconfig/asgi.py`); Django must be set up first."""
-    from django.core.handlers.wsgi import WSGIHandler
+    from core.handlers import ServiceWSGIHandler  # no request transaction on safe methods
 
     with _build_lock:
-        return LaneDispatcher(chat_app=ChatLaneHandler(), wsgi_app=WSGIHandler(),
+        return LaneDispatcher(chat_app=ChatLaneHandler(), wsgi_app=ServiceWSGIHandler(),
                               sync_threads=settings.MAIMCONFIG_SYNC_THREADS,
                               body_limit=max(settings.MAIMCONFIG_MAX_BODY_BYTES,
                                              settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0))

@@ -1,12 +1,16 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 from maimconfig.startup import require_secret_key
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maimconfig.settings.base")
 
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from core.handlers import ServiceWSGIHandler  # noqa: E402 - needs the app registry
+
+application = ServiceWSGIHandler()  # Django's WSGI handler without a transaction on safe methods
 require_secret_key()
 
 from apikeys.usage import serve_flusher  # noqa: E402

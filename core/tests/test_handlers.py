@@ -1,0 +1,65 @@
+"""The service's WSGI handler (core.handlers): no request transaction on safe methods (issue 11)."""
+
+import io
+import json
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
+
+from core.handlers import ServiceWSGIHandler
+from tenants.tests.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _call(handler, method, path, token, body=None):
+    data = json.dumps(body).encode() if body is not None else b""
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Token {token}", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(data), "wsgi.errors": io.StringIO(), "wsgi.multithread": True,
+        "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    if body is not None:
+        environ.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(data)))
+    statuses = []
+    # As Django's test client does: the test's own transaction must survive the request's start and end
+    # signals (a real server closes obsolete connections there).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        result = handler(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        payload = b"".join(result)
+        result.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return int(statuses[0].split()[0]), json.loads(payload)
+
+
+def _transaction_statements(ctx) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries
+            if q["sql"].upper().split()[0] in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")]
+
+
+def test_a_get_of_one_object_is_authentication_plus_one_query_without_a_transaction(operator_token):
+    tenant = TenantFactory()
+    handler = ServiceWSGIHandler()
+    _call(handler, "GET", f"/api/v2/tenants/{tenant.pk}", operator_token)  # warm (first-use work)
+    with CaptureQueriesContext(connection) as ctx:
+        status, body = _call(handler, "GET", f"/api/v2/tenants/{tenant.pk}", operator_token)
+    assert status == 200 and body["data"]["tenant_id"] == tenant.pk
+    assert _transaction_statements(ctx) == [], ctx.captured_queries
+    assert len(ctx.captured_queries) == 2, ctx.captured_queries  # the operator token, the tenant
+
+
+def test_writes_still_run_in_the_request_transaction(operator_token):
+    tenant = TenantFactory()
+    handler = ServiceWSGIHandler()
+    with CaptureQueriesContext(connection) as ctx:
+        status, _ = _call(handler, "PATCH", f"/api/v2/tenants/{tenant.pk}", operator_token, {"description": "x"})
+    assert status == 200
+    assert _transaction_statements(ctx), "an unsafe method keeps its request transaction"
