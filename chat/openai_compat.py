@@ -1,5 +1,6 @@
 """The OpenAI-compatible chat completions (spec §11): stateless, persona prepended, OpenAI shapes."""
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,10 @@ from chat.services import (PreparedChat, count_failure, count_usage, estimated_u
 from chat.aio import run_db
 from chat.streaming import KEEPALIVE, openai_chunk, sse_data
 from core.envelope import openai_error_body
+from core.errors import ErrorCode
 from core.exceptions import ApplicationError
+
+logger = logging.getLogger("maimconfig.chat")
 
 PASS_THROUGH = ("top_p", "stop", "presence_penalty", "frequency_penalty", "user")
 
@@ -123,6 +127,12 @@ async def _frames(prepared: PreparedChat, include_usage: bool, fragments: AsyncI
         except ApplicationError as exc:
             await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
             yield sse_data(openai_error_body(exc.code.value, exc.status, exc.error))
+            return
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure mid-stream: INTERNAL_ERROR, logged
+            logger.error("Streaming completion failed", exc_info=(type(exc), exc, exc.__traceback__))
+            metrics.chat_request("openai", prepared.responder, ErrorCode.INTERNAL_ERROR.value)
+            error = ApplicationError(ErrorCode.INTERNAL_ERROR)
+            yield sse_data(openai_error_body(error.code.value, error.status, error.error))
             return
         if stream is not None:
             metrics.observe_upstream(stream.target.provider_kind, time.perf_counter() - stream.started)

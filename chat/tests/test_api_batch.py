@@ -58,8 +58,10 @@ def test_upstream_failure_fails_items_not_the_batch(llm_agent, fake_llm):
 
 
 def test_many_items_run_concurrently_and_all_succeed(db, fake_llm, settings):
+    """Proves concurrency (issue 16 item 1): the upstream answers only once 4 requests are open at the same
+    time (else a 503 after 20 s), so a batch running fewer than 4 items at once fails its items."""
     settings.MAIMCONFIG_CHAT_BATCH_CONCURRENCY = 4
-    fake_llm.delay = 0.2
+    fake_llm.answer_when_open = 4
     agent = AgentFactory(config=stored(llm_document(fake_llm.base_url)))
     response = key_client(key_for(agent).raw_key).post(
         BATCH, {"requests": [{"message": f"m{i}"} for i in range(8)]}, format="json")
@@ -68,6 +70,7 @@ def test_many_items_run_concurrently_and_all_succeed(db, fake_llm, settings):
     assert [item["data"]["response"] for item in data["items"]] == ["Hello from the fake model."] * 8
     assert len({item["data"]["conversation_id"] for item in data["items"]}) == 8
     assert ChatMessage.objects.count() == 16
+    assert fake_llm.max_open == 4  # at most the configured concurrency
 
 
 @pytest.mark.parametrize("body,path", [

@@ -155,6 +155,7 @@ def test_chat_004_per_tenant(db, fake_llm, settings):
     agent_b = AgentFactory(tenant=tenant, config=stored(llm_document(fake_llm.base_url)))
     other = AgentFactory(config=stored(llm_document(fake_llm.base_url)))
     fake_llm.hold = threading.Event()
+    second = None
     thread, first = _in_background(
         lambda: key_client(key_for(agent_a).raw_key).post(CHAT, {"message": "one"}, format="json"))
     try:
@@ -170,7 +171,8 @@ def test_chat_004_per_tenant(db, fake_llm, settings):
     finally:
         fake_llm.hold.set()
         thread.join(30)
-        second.join(30)
+        if second is not None:
+            second.join(30)
     assert first["response"].status_code == 200 and other_result["response"].status_code == 200
 
 
@@ -216,18 +218,26 @@ def test_slots_of_a_dead_worker_expire(settings):
 
 # --- Upstream isolation: no cookie jar shared between calls ---------------------------------------------
 
-def test_no_cookie_is_carried_between_tenants(db, fake_llm):
+def test_no_cookie_is_carried_between_tenants(lane_server, fake_llm):
+    """Through one server process (one event loop, as a gunicorn worker): tenant A's upstream sets a cookie;
+    no later call, of tenant B or of A, sends it back."""
+    import httpx2
+
     agent_a = AgentFactory(config=stored(llm_document(fake_llm.base_url)))
     agent_b = AgentFactory(config=stored(llm_document(fake_llm.base_url)))
-    fake_llm.set_cookie = "session=tenant-a-secret"
-    assert key_client(key_for(agent_a).raw_key).post(CHAT, {"message": "a"}, format="json").status_code == 200
-    assert "cookie" not in fake_llm.last["headers"]
-    fake_llm.set_cookie = None
-    for client, path, body in ((key_client(key_for(agent_b).raw_key), CHAT, {"message": "b"}),
-                               (key_client(key_for(agent_b).raw_key), COMPLETIONS, HELLO),
-                               (key_client(key_for(agent_a).raw_key), CHAT, {"message": "again"})):
-        assert client.post(path, body, format="json").status_code == 200
-        assert "cookie" not in fake_llm.last["headers"], fake_llm.last["headers"]
+    key_a, key_b = key_for(agent_a).raw_key, key_for(agent_b).raw_key
+    with httpx2.Client(base_url=lane_server.url, timeout=30) as client:
+        def post(key, path, body):
+            return client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})
+
+        fake_llm.set_cookie = "session=tenant-a-secret"
+        assert post(key_a, CHAT, {"message": "a"}).status_code == 200
+        assert "cookie" not in fake_llm.last["headers"]
+        fake_llm.set_cookie = None
+        for key, path, body in ((key_b, CHAT, {"message": "b"}), (key_b, COMPLETIONS, HELLO),
+                                (key_b, CHAT, {"message": "s", "stream": True}), (key_a, CHAT, {"message": "again"})):
+            assert post(key, path, body).status_code == 200
+            assert "cookie" not in fake_llm.last["headers"], fake_llm.last["headers"]
 
 
 # --- max_tokens cap (§11.2) ---------------------------------------------------------------------------
@@ -373,3 +383,19 @@ def test_internal_error_event_when_storing_the_turn_fails(llm_agent, fake_llm, m
     monkeypatch.setattr(services, "_store", broken)
     _assert_internal_error_event(_stream_internal(llm_agent).content, llm_agent.tenant_id)
     assert len(fake_llm.requests) == 1
+
+
+def test_openai_stream_unexpected_failure_ends_with_an_internal_error_event(llm_agent, fake_llm, monkeypatch):
+    from chat import upstream
+
+    async def broken(self):
+        yield "first "
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(upstream.UpstreamStream, "fragments", broken)
+    response = lane_client(key_for(llm_agent).raw_key).post(COMPLETIONS, {**HELLO, "stream": True})
+    assert response.status_code == 200
+    events = sse_events(response.content)
+    assert ("data", "[DONE]") not in events
+    assert events[-1][1] == {"error": {"message": "An unexpected error occurred while handling the request.",
+                                       "type": "server_error", "param": None, "code": "INTERNAL_ERROR"}}
