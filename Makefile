@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity clean messages
+.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity bench-inprocess clean messages
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -80,6 +80,11 @@ bench-auth: install
 
 bench-activity: install
 	bench/run_activity_bench.sh
+
+# CPU time and SQL statements per request of the bot routes, in-process (no socket; robust on a busy box).
+# Uses DATABASE_URL/CACHE_URL of the environment; BENCH_OPERATOR_TOKEN adds the operator routes.
+bench-inprocess: install
+	BENCH_N=$${BENCH_N:-300} $(PY) manage.py shell -c "$$(cat bench/inprocess.py)"
 
 # Chat lane under load (issue 10): 1,000 chats in flight against a slow loopback upstream while key
 # verification and heartbeats run at 50 req/s each; MariaDB + Redis (see bench/run_chat_bench.sh).

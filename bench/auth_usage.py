@@ -1,7 +1,8 @@
-"""Prints the stored usage_count of the key given in BENCH_KEY_ID (run via manage.py shell)."""
+"""Prints the usage_count of the key in BENCH_KEY_ID as the API shows it: stored + pending in Redis
+(run via manage.py shell)."""
 
 import os
 
-from apikeys.models import ApiKey
+from apikeys.usage import shown
 
-print(ApiKey.objects.get(pk=os.environ["BENCH_KEY_ID"]).usage_count)
+print(shown(os.environ["BENCH_KEY_ID"])[0])

@@ -14,7 +14,7 @@
 #   BENCH_DATABASE_URL  default mysql://root@127.0.0.1:3306/mc_activity_bench (created if missing)
 #   CACHE_URL           default redis://127.0.0.1:6379/3
 #   GUNICORN_BIND       default 127.0.0.1:8301
-#   GUNICORN_WORKERS    default 2 x CPUs;  GUNICORN_THREADS default 2
+#   GUNICORN_WORKERS    default: gunicorn.conf.py's (min(CPUs, 3));  MAIMCONFIG_SYNC_THREADS default 8
 #   BENCH_AGENTS        agents heartbeating (default 100)
 #   BENCH_DURATION      seconds per measurement (default 5);  BENCH_ROUNDS interleaved rounds (default 3)
 #   BENCH_CONNECTIONS   wrk connections (default 32);  BENCH_THREADS wrk threads (default 2)
@@ -33,8 +33,8 @@ export MAIMCONFIG_AUTH_MODE=operator
 export DJANGO_SETTINGS_MODULE=maimconfig.settings.base
 export GUNICORN_BIND=${GUNICORN_BIND:-127.0.0.1:8301}
 CPUS=$(nproc)
-export GUNICORN_WORKERS=${GUNICORN_WORKERS:-$((CPUS * 2))}
-export GUNICORN_THREADS=${GUNICORN_THREADS:-2}
+export GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( CPUS < 3 ? CPUS : 3 ))}
+export MAIMCONFIG_SYNC_THREADS=${MAIMCONFIG_SYNC_THREADS:-8}
 AGENTS=${BENCH_AGENTS:-100}
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -72,8 +72,8 @@ TOKEN=$(head -n1 "$WORK/fixture.txt")
 tail -n +2 "$WORK/fixture.txt" >"$WORK/agents.txt"
 read -r TENANT AGENT KEY <"$WORK/agents.txt"
 
-echo "== gunicorn on $GUNICORN_BIND: $GUNICORN_WORKERS workers x $GUNICORN_THREADS threads (gthread), $CPUS CPUs"
-$GUNICORN -c gunicorn.conf.py maimconfig.wsgi:application >"$WORK/gunicorn.log" 2>&1 &
+echo "== gunicorn on $GUNICORN_BIND: $GUNICORN_WORKERS ASGI workers (lane dispatcher, $MAIMCONFIG_SYNC_THREADS sync-lane threads each), $CPUS CPUs"
+$GUNICORN -c gunicorn.conf.py >"$WORK/gunicorn.log" 2>&1 &
 GUNICORN_PID=$!
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "$BASE/" 2>/dev/null && break

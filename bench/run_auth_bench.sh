@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Auth benchmark (`make bench-auth`): gunicorn against MariaDB on loopback, wrk at 16 connections on
+# Auth benchmark (`make bench-auth`): the default serving configuration (gunicorn.conf.py: ASGI workers,
+# lane dispatcher) against MariaDB + Redis on loopback, wrk at 16 connections on
 # POST /api/v2/auth/validate-api-key and on a trivial endpoint (GET /, no database) of the same server, in
-# the same run; then an exactness phase: N validations must add exactly N to usage_count.
+# the same run; then an exactness phase: N validations must add exactly N to usage_count (as the API
+# shows it: stored + pending in Redis; and stored, once the workers have flushed).
 #
 # Environment (all optional):
 #   BENCH_DATABASE_URL  default mysql://root@127.0.0.1:3306/maimconfig_bench_auth (created if missing)
 #   BENCH_PORT (8203)  BENCH_ROUNDS (5)  BENCH_DURATION (5s per measurement)  BENCH_CONNECTIONS (16)  BENCH_WRK_THREADS (2)
-#   BENCH_EXACT_N (3000)  GUNICORN_WORKERS (nproc)  GUNICORN_THREADS (4)  CACHE_URL (local memory)
-# Targets: validate >= half the trivial rate, >= 1300 req/s, p99 <= 15 ms, usage counts exact.
+#   BENCH_EXACT_N (3000)  GUNICORN_WORKERS (gunicorn.conf.py's)  BENCH_CACHE_URL (redis://127.0.0.1:6379/15;
+#   "locmem" for the embedded default)
+# Targets (issue 11): validate >= 60 % of the trivial rate, p99 <= 20 ms, usage counts exact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +27,10 @@ EXACT_N=${BENCH_EXACT_N:-3000}
 export DATABASE_URL=${BENCH_DATABASE_URL:-mysql://root@127.0.0.1:3306/maimconfig_bench_auth}
 export SECRET_KEY=${SECRET_KEY:-bench-auth-not-secret} DEBUG=0 LOG_LEVEL=WARNING DB_CONN_MAX_AGE=600
 export MAIMCONFIG_AUTH_THROTTLE_RATE=1000000000/min   # the per-IP throttle would stop a one-IP benchmark
-export GUNICORN_BIND=127.0.0.1:$PORT GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(nproc)} GUNICORN_THREADS=${GUNICORN_THREADS:-4}
+export GUNICORN_BIND=127.0.0.1:$PORT
+[[ -n ${GUNICORN_WORKERS:-} ]] && export GUNICORN_WORKERS
+BENCH_CACHE_URL=${BENCH_CACHE_URL:-redis://127.0.0.1:6379/15}
+if [[ $BENCH_CACHE_URL == locmem ]]; then unset CACHE_URL; else export CACHE_URL=$BENCH_CACHE_URL; fi
 unset GUNICORN_ACCESSLOG
 
 command -v "$WRK" >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
@@ -42,7 +48,7 @@ read -r KEY_ID RAW_KEY < <("$PY" manage.py shell -c "$(cat bench/auth_bench_setu
 export BENCH_KEY_ID=$KEY_ID BENCH_KEY=$RAW_KEY
 usage() { "$PY" manage.py shell -c "$(cat bench/auth_usage.py)" | tail -n 1; }
 
-"$GUNICORN" -c gunicorn.conf.py maimconfig.wsgi:application >/tmp/maimconfig-bench-auth-$PORT.log 2>&1 &
+"$GUNICORN" -c gunicorn.conf.py >/tmp/maimconfig-bench-auth-$PORT.log 2>&1 &
 GPID=$!
 trap 'kill $GPID 2>/dev/null; wait $GPID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -64,7 +70,7 @@ run_wrk() {  # run_wrk MODE PATH DURATION: the RESULT line, plus the CPU-ms per 
     printf "%s app_cpu_ms=%.3f db_cpu_ms=%.3f\n", line, (y[1]-x[1])*1000/hz/(n ? n : 1), (y[2]-x[2])*1000/hz/(n ? n : 1) }'
 }
 
-echo "gunicorn: $GUNICORN_WORKERS workers x $GUNICORN_THREADS threads on $GUNICORN_BIND; database: ${DATABASE_URL%%:*}; cache: ${CACHE_URL:-locmem}"
+echo "gunicorn (gunicorn.conf.py, ASGI lane dispatcher) on $GUNICORN_BIND; database: ${DATABASE_URL%%:*}; cache: ${CACHE_URL:-locmem}"
 echo "warm-up..."
 run_wrk trivial / 3s >/dev/null
 run_wrk validate /api/v2/auth/validate-api-key 3s >/dev/null
@@ -103,9 +109,8 @@ echo
 echo "medians over $ROUNDS rounds: validate-api-key $V_RPS req/s, p50 $V_P50 ms, p99 $V_P99 ms;" \
      "trivial GET / $T_RPS req/s; validate/trivial $RATIO;" \
      "CPU per request (gunicorn + MariaDB): validate $V_CPU ms, trivial $T_CPU ms"
-check "validate >= half the trivial rate (median ratio $RATIO)" "$RATIO >= 0.5"
-check "validate >= 1300 req/s ($V_RPS)" "$V_RPS >= 1300"
-check "validate p99 <= 15 ms ($V_P99)" "$V_P99 <= 15"
+check "validate >= 60 % of the trivial rate (median ratio $RATIO)" "$RATIO >= 0.6"
+check "validate p99 <= 20 ms ($V_P99)" "$V_P99 <= 20"
 check "no failed validations during wrk ($V_BAD)" "$V_BAD == 0"
 check "wrk run counted exactly: server $COUNTED vs wrk $V_OK (+ up to $CONNS in flight)" \
       "$V_OK <= $COUNTED <= $V_OK + $CONNS * $ROUNDS"
