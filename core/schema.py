@@ -28,7 +28,8 @@ class OperatorTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "Operator DRF token: `Authorization: Token <t>` or `Authorization: Bearer <t>`.",
+            "description": "Operator token (stored hashed; issued by `manage.py create_operator` or the admin): "
+                           "`Authorization: Token <t>` or `Authorization: Bearer <t>`.",
         }
 
 
