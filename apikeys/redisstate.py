@@ -14,7 +14,9 @@ Redis is never a single point of failure. Every caller wraps its Redis work in `
   is unavailable is counted in `maimconfig_cache_failures_total{operation}`;
 * after the breaker closes again, the process bumps the global key-state generation before it uses
   the cache: revocations and uses written to the database while Redis was unreachable could not
-  invalidate cached key state, so every entry written before the outage becomes unusable.
+  invalidate cached key state, so every entry written before the outage becomes unusable; and it takes
+  back from the database any use whose script Redis ran although its reply was lost
+  (`apikeys.usage.reconcile_lost_replies`), so such a use is not counted twice.
 """
 
 import logging
@@ -129,6 +131,7 @@ def guarded(operation: str, func: Callable[[Any], T], fallback: Callable[[], T])
     try:
         if breaker.needs_generation_bump:
             _bump_global_generation(redis_client)
+            _reconcile(redis_client)
         result = func(redis_client)
     except _redis_errors() as exc:
         breaker.failure(exc, operation)
@@ -143,6 +146,12 @@ def _bump_global_generation(redis_client) -> None:
 
     keycache.bump_global(redis_client)
     breaker.needs_generation_bump = False
+
+
+def _reconcile(redis_client) -> None:
+    from apikeys import usage
+
+    usage.reconcile_lost_replies(redis_client)
 
 
 # --- Lua scripts, registered once per client (EVALSHA with a transparent EVAL fallback) -----------------

@@ -73,8 +73,9 @@ def _text(value) -> str | None:
 
 
 # ARGV: prefix, key id, limit (-1: none), window key suffix, window ttl, now (µs), units, fresh epoch,
-#       meter field (empty: none).
-# Returns {allowed 0/1, window count (-1: no limit), epoch, total, last (µs)}.
+#       meter field (empty: none), use id.
+# Returns {allowed 0/1, window count (-1: no limit), epoch, total, last (µs)}. The use id is remembered for
+# USE_ID_SECONDS so that a use whose reply was lost can be recognised later (`reconcile_lost_replies`).
 _USE = """
 local p = ARGV[1]
 local limit = tonumber(ARGV[3])
@@ -89,6 +90,7 @@ if limit >= 0 then
     return {0, count - units, false, false, false}
   end
 end
+redis.call('SET', p .. 'use:id:' .. ARGV[10], '1', 'EX', 120)  -- USE_ID_SECONDS
 local epoch = redis.call('GET', p .. 'use:epoch')
 if not epoch then
   redis.call('SET', p .. 'use:epoch', ARGV[8], 'NX')
@@ -206,7 +208,7 @@ def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | No
         meter = _meter_field(METER_ACCEPTED, _hour(now_us), tenant_id, agent_id, api_key_id, "")
         raw = redisstate.script(client, _USE)(args=[
             redisstate.prefix(), api_key_id, -1 if limit is None else limit, window, reset + 5, now_us, units,
-            secrets.token_hex(8), meter])
+            secrets.token_hex(8), meter, use_id])
         allowed, count, epoch, total, last = raw
         rate = None
         if limit is not None:
@@ -217,8 +219,57 @@ def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | No
         pending = Pending(epoch=_text(epoch), total=int(total), last_used_us=int(last))
         return UseResult(True, rate, True, pending=pending, last_used_at=_dt(int(last)))
 
-    return redisstate.guarded("usage", run, lambda: _count_in_database(
-        api_key_id=api_key_id, tenant_id=tenant_id, agent_id=agent_id, limit=limit, units=units, now=now))
+    use_id = secrets.token_hex(8)
+    attempted = []
+
+    def attempt(client):
+        attempted.append(True)
+        return run(client)
+
+    def fallback():
+        result = _count_in_database(api_key_id=api_key_id, tenant_id=tenant_id, agent_id=agent_id,
+                                    limit=limit, units=units, now=now)
+        if attempted and result.allowed:
+            # The script was sent and failed: Redis may have run it and lost only its reply. The use is
+            # counted in the database now; once Redis answers, a use it did run is taken back from the
+            # database (never counted twice).
+            with _lost_lock:
+                _lost_replies.append((use_id, api_key_id, units))
+        return result
+
+    return redisstate.guarded("usage", attempt, fallback)
+
+
+# Uses whose Redis script failed after it was sent (this process): (use id, key id, units).
+USE_ID_SECONDS = 120
+_lost_lock = threading.Lock()
+_lost_replies: list[tuple[str, str, int]] = []
+
+
+def reconcile_lost_replies(client) -> int:
+    """Called by `apikeys.redisstate` when Redis answers again: for each use counted in the database
+    after its script failed, ask Redis whether the script ran (its use id is still known for
+    USE_ID_SECONDS); if it did, the use is in Redis's total too, so the database count is decreased by it.
+    Returns the number of uses taken back. (A use id that has expired is assumed not to have run.)"""
+    with _lost_lock:
+        lost = list(_lost_replies)
+        _lost_replies.clear()
+    if not lost:
+        return 0
+    p = redisstate.prefix()
+    pipe = client.pipeline(transaction=False)
+    for use_id, _, _ in lost:
+        pipe.exists(p + "use:id:" + use_id)
+    flags = pipe.execute()
+    taken = 0
+    for (_, key_id, units), flag in zip(lost, flags, strict=True):
+        if flag:
+            _take_back(key_id, units)
+            taken += units
+    if taken:
+        logger.warning("%d use(s) counted in the database while Redis was unreachable had also reached "
+                       "Redis (their replies were lost); taken back from the database.", taken)
+    return taken
 
 
 def _count_in_database(*, api_key_id, tenant_id, agent_id, limit, units, now) -> UseResult:
@@ -232,6 +283,16 @@ def _count_in_database(*, api_key_id, tenant_id, agent_id, limit, units, now) ->
     apikey_record_use(api_key_id=api_key_id, uses=units, now=now)
     meter_add(METER_ACCEPTED, units, tenant_id=tenant_id, agent_id=agent_id, api_key_id=api_key_id, at=now)
     return UseResult(True, rate, False, last_used_at=now)
+
+
+def _take_back(api_key_id: str, units: int) -> None:
+    from apikeys.models import ApiKey
+
+    q = connection.ops.quote_name
+    count = q(ApiKey._meta.get_field("usage_count").column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {q(ApiKey._meta.db_table)} SET {count} = {count} - %s "
+                       f"WHERE {q(ApiKey._meta.pk.column)} = %s AND {count} >= %s", [units, api_key_id, units])
 
 
 # --- what the API and the admin show: stored + pending ---------------------------------------------------

@@ -1,8 +1,8 @@
 """In-process cost of the bot routes (`make bench-inprocess`): CPU time and statements per request.
 
-Calls Django's WSGI handler directly (no socket, no gunicorn), N times per route, and reports the median
-over R rounds of the thread CPU microseconds per request, with the SQL statements and Redis commands one
-request makes. CPU time, unlike requests per second, barely moves when the machine is busy with other
+Calls the service's WSGI handler (`core.handlers`, as the sync lane does) directly (no socket, no
+gunicorn), N times per route, and reports the median over R rounds of the thread CPU microseconds per
+request, with the SQL statements one request makes. CPU time, unlike requests per second, barely moves when the machine is busy with other
 work, so this is the figure to compare changes with.
 
 Run through `manage.py shell` with the service's environment (DATABASE_URL, CACHE_URL):
@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 
-from django.core.handlers.wsgi import WSGIHandler
+from core.handlers import ServiceWSGIHandler
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -36,7 +36,7 @@ agent = Agent.objects.filter(tenant=tenant, name_key="bench bot").first() or Age
 key, raw = apikey_create(agent_id=agent.id, name=f"inprocess {time.time_ns()}", permissions=["chat", "config"])
 operator_token = os.environ.get("BENCH_OPERATOR_TOKEN", "")
 
-handler = WSGIHandler()
+handler = ServiceWSGIHandler()  # what the sync lane serves
 
 
 def environ(method, path, body=None, auth=None):

@@ -293,6 +293,37 @@ def test_key_requests_count_through_redis_and_survive_a_rollback(api_client, red
     assert _stored(key) == 2
 
 
+def test_a_use_whose_reply_was_lost_is_not_counted_twice(api_client, redis_lane):
+    """Redis runs the counting script, then the connection breaks before the reply (Redis stopping): the
+    request counts its use in the database; once Redis answers, that use is found in Redis too and taken
+    back from the database."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    key = ApiKeyFactory()
+    real_script = redisstate.script
+
+    def lose_the_reply(client, source):
+        script = real_script(client, source)
+        if source != usage._USE:
+            return script
+
+        def run_then_fail(*args, **kwargs):
+            script(*args, **kwargs)
+            raise RedisConnectionError("Connection closed by server.")
+
+        return run_then_fail
+
+    with mock.patch.object(redisstate, "script", lose_the_reply):
+        assert validate(api_client, key.raw_key)["success"] is True
+    assert _stored(key) == 1  # counted in the database: Redis looked unreachable
+    redisstate.breaker.open_until = 0  # the breaker period is over
+    body = validate(api_client, key.raw_key)
+    assert body["success"] is True and body["data"]["usage_count"] == 2
+    assert _stored(key) == 0 and usage.shown(key.pk)[0] == 2  # taken back: it is pending in Redis
+    usage.flush_pending()
+    assert _stored(key) == 2
+
+
 # --- the operators' dashboard counters -----------------------------------------------------------------
 
 def test_validations_feed_the_hourly_dashboard_counters(api_client):
@@ -301,11 +332,11 @@ def test_validations_feed_the_hourly_dashboard_counters(api_client):
         validate(api_client, key.raw_key)
     validate(api_client, key.raw_key, required_permission="config")
     usage.flush_meter()
-    rows = {(r.metric, r.dimension): r.value for r in UsageCounter.objects.filter(api_key_id=key.pk)}
+    rows = {(r.metric, r.dimension): r.value for r in UsageCounter.objects.filter(span="h", api_key_id=key.pk)}
     assert rows == {("validation.accepted", ""): 3, ("validation.refused", "AUTH_003"): 1}
     assert {r.tenant_id for r in UsageCounter.objects.filter(api_key_id=key.pk)} == {key.tenant_id}
     usage.flush_meter()  # nothing left to add
-    assert UsageCounter.objects.get(api_key_id=key.pk, metric="validation.accepted").value == 3
+    assert UsageCounter.objects.get(span="h", api_key_id=key.pk, metric="validation.accepted").value == 3
 
 
 # --- Redis unreachable ---------------------------------------------------------------------------------
