@@ -9,6 +9,7 @@ import time
 import pytest
 
 from agents.tests.factories import AgentFactory
+from apikeys.usage import shown
 from chat import limits
 from chat.models import ChatMessage
 from chat.tests.conftest import key_client, key_for, lane_client, llm_document, stored
@@ -141,8 +142,7 @@ def test_chat_004_per_key_before_anything_is_counted(llm_agent, fake_llm, settin
         fake_llm.hold.set()
         thread.join(30)
     assert first["response"].status_code == 200
-    key.refresh_from_db()
-    assert key.usage_count == 1  # the refused requests counted nothing
+    assert shown(key.pk)[0] == 1  # the refused requests counted nothing (stored + pending in Redis, §1.15)
     # The slot was released: the next request runs.
     fake_llm.hold = None
     assert key_client(key.raw_key).post(CHAT, {"message": "three"}, format="json").status_code == 200
@@ -265,7 +265,8 @@ def test_configured_max_tokens_is_capped(db, fake_llm, settings):
 # --- Usage counters (issue 10 item 6) ------------------------------------------------------------------
 
 def _counter(metric, **filters):
-    return sum(UsageCounter.objects.filter(metric=metric, **filters).values_list("value", flat=True))
+    # Hourly rows (each increment is also added to its day: span "d").
+    return sum(UsageCounter.objects.filter(span="h", metric=metric, **filters).values_list("value", flat=True))
 
 
 def test_usage_counters_for_every_surface(llm_agent, fake_llm):
