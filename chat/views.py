@@ -68,6 +68,9 @@ _SEND_EXAMPLE = OpenApiExample(
 )
 
 
+_LIMITS = ("\n\nAt most `MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_KEY` (32) requests of a key and `MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_TENANT` (256) of a tenant are in flight: beyond, 429 `CHAT_004` with `Retry-After` and `data = {scope, limit, retry_after}`, before the use is counted. The provider's `timeout` bounds the whole upstream call, streams included (504 `CHAT_003`).")
+
+
 def _event_stream(description: str) -> OpenApiResponse:
     """The 200 answer of a streaming request (`"stream": true`): server-sent events, not JSON."""
     return OpenApiResponse(response=OpenApiTypes.STR, description=f"With `\"stream\": true`: {description}")
@@ -81,7 +84,8 @@ class ChatSendView(NonAtomicRequestsMixin, APIView):
     @extend_schema(
         summary="Send a message to the key's agent",
         description="Requires an agent key holding `chat` (header or body `api_key`). With `\"stream\": true` "
-                    "the answer is `text/event-stream` with events `start`, `delta`, then `done` or `error`.",
+                    "the answer is `text/event-stream` with events `start`, `delta`, then `done` or `error`."
+                    + _LIMITS,
         request=ChatSendInputSerializer,
         responses={(200, "application/json"): envelope(ChatReplyOutputSerializer),
                    (200, "text/event-stream"): _event_stream("Events `start`, `delta`…, then `done` (the "
@@ -113,7 +117,10 @@ class ChatBatchView(NonAtomicRequestsMixin, APIView):
     @extend_schema(
         summary="Send several messages in one call",
         description="One result per item, in input order; an invalid item or an upstream failure only fails "
-                    "its own item. Items sharing a `conversation_id` run in order.",
+                    "its own item. Items sharing a `conversation_id` run in order; up to "
+                    "`MAIMCONFIG_CHAT_BATCH_CONCURRENCY` (4) items run at once (one in-flight slot each), and the "
+                    "batch as a whole is bounded by twice `MAIMCONFIG_CHAT_TIMEOUT_SECONDS` (items still waiting "
+                    "then fail with `CHAT_003`)." + _LIMITS,
         request=ChatBatchInputSerializer,
         responses={200: envelope(ChatBatchOutputSerializer)},
         tags=["chat"],
@@ -172,7 +179,8 @@ class ChatHistoryView(GenericAPIView):
 
 _OPENAI_ERRORS = {status: OpenApiResponse(OpenAIErrorOutputSerializer, description=text) for status, text in (
     (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
-    (429, "rate_limit_error"), (502, "server_error (CHAT_002)"), (504, "server_error (CHAT_003)"))}
+    (429, "rate_limit_error (AUTH_008, CHAT_004)"), (502, "server_error (CHAT_002)"),
+    (504, "server_error (CHAT_003)"))}
 
 
 class _OpenAIView(NonAtomicRequestsMixin, APIView):
@@ -188,7 +196,8 @@ class OpenAIChatCompletionsView(_OpenAIView):
     @extend_schema(
         summary="OpenAI-compatible chat completion with the key's agent",
         description="Stateless; the agent's persona is prepended server-side. `stream: true` answers "
-                    "`chat.completion.chunk` events ending with `data: [DONE]`.",
+                    "`chat.completion.chunk` events ending with `data: [DONE]`. `max_tokens` and "
+                    "`max_completion_tokens`: 1 to `MAIMCONFIG_CHAT_MAX_TOKENS` (16384)." + _LIMITS,
         request=OpenAIChatCompletionInputSerializer,
         responses={(200, "application/json"): OpenAIChatCompletionOutputSerializer,
                    (200, "text/event-stream"): _event_stream("`chat.completion.chunk` objects as `data:` lines, "
