@@ -73,7 +73,7 @@ def fleet_dashboard(*, now: datetime, top: int = 5) -> dict[str, Any]:
 
     hourly_range = usage.default_range(granularity=usage.HOUR, now=now)
     daily_range = usage.default_range(granularity=usage.DAY, now=now)
-    hourly = usage.usage_summary(since=hourly_range[0], until=hourly_range[1], granularity=usage.HOUR, top=top)
+    hourly = usage.usage_summary(since=hourly_range[0], until=hourly_range[1], granularity=usage.HOUR, top=0)
     daily = usage.usage_summary(since=daily_range[0], until=daily_range[1], granularity=usage.DAY, top=top)
     tenant_names = _names(Tenant, {t["tenant_id"] for t in daily["top_tenants"]}
                           | {a["tenant_id"] for a in daily["top_agents"]}, "tenant_name")

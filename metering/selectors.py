@@ -10,8 +10,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 
-from django.db.models import F, Q, Sum
-from django.db.models.functions import TruncDay
+from django.db.models import Sum
 
 from metering import metrics as m
 from metering.models import UsageCounter
@@ -69,8 +68,9 @@ def _cost(metric: str, dimension: str, tokens: int, prices: dict) -> float | Non
     return tokens * per_million / 1_000_000
 
 
-def _filtered(*, since, until, tenant_id, agent_id):
-    rows = UsageCounter.objects.filter(bucket__gte=since, bucket__lt=until)
+def _filtered(*, since, until, granularity, tenant_id, agent_id):
+    span = UsageCounter.Span.DAY if granularity == DAY else UsageCounter.Span.HOUR
+    rows = UsageCounter.objects.filter(span=span, bucket__gte=since, bucket__lt=until)
     if tenant_id is not None:
         rows = rows.filter(tenant_id=tenant_id)
     if agent_id is not None:
@@ -83,9 +83,9 @@ def usage_summary(*, since: datetime, until: datetime, granularity: str, tenant_
     """Totals, one entry per period in `[since, until)` (zeros included, oldest first), breakdowns by
     dimension and the `top` tenants and agents by use (validations + chat requests)."""
     prices = _prices()
-    rows = _filtered(since=since, until=until, tenant_id=tenant_id, agent_id=agent_id)
-    period = TruncDay("bucket", tzinfo=dt_timezone.utc) if granularity == DAY else F("bucket")
-    grouped = rows.annotate(period=period).values("period", "metric", "dimension").annotate(total=Sum("value")).order_by()
+    rows = _filtered(since=since, until=until, granularity=granularity, tenant_id=tenant_id, agent_id=agent_id)
+    # Hourly rows for hours, daily rows for days (UsageCounter.span): one row per period and scope.
+    grouped = rows.values("bucket", "metric", "dimension").annotate(total=Sum("value")).order_by()
 
     empty = dict.fromkeys(FIELD.values(), 0)
     series: dict[datetime, dict] = {}
@@ -96,7 +96,7 @@ def usage_summary(*, since: datetime, until: datetime, granularity: str, tenant_
     totals = {**empty, "estimated_cost": 0.0, "unpriced_tokens": 0}
     breakdowns: dict[str, dict[str, int]] = {name: defaultdict(int) for name in BREAKDOWNS.values()}
     for row in grouped:
-        start = period_start(row["period"], granularity)
+        start = period_start(row["bucket"], granularity)
         entry = series.get(start)
         metric, dimension, total = row["metric"], row["dimension"], int(row["total"] or 0)
         if entry is None or metric not in FIELD:
@@ -115,6 +115,7 @@ def usage_summary(*, since: datetime, until: datetime, granularity: str, tenant_
     for entry in series.values():
         entry["estimated_cost"] = round(entry["estimated_cost"], 6)
     totals["estimated_cost"] = round(totals["estimated_cost"], 6)
+    top_tenants, top_agents = top_scopes(rows=rows, prices=prices, limit=top) if top else ([], [])
     return {
         "since": since, "until": until, "granularity": granularity,
         "tenant_id": tenant_id, "agent_id": agent_id,
@@ -122,46 +123,49 @@ def usage_summary(*, since: datetime, until: datetime, granularity: str, tenant_
         "series": list(series.values()),
         "breakdowns": {name: dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))
                        for name, values in breakdowns.items()},
-        "top_tenants": top_scopes(rows=rows, scope="tenant_id", prices=prices, limit=top),
-        "top_agents": top_scopes(rows=rows, scope="agent_id", prices=prices, limit=top),
+        "top_tenants": top_tenants,
+        "top_agents": top_agents,
     }
 
 
-def top_scopes(*, rows, scope: str, prices: dict, limit: int) -> list[dict[str, Any]]:
-    """The `limit` tenants (scope="tenant_id") or agents (scope="agent_id") with the most validations +
-    chat requests in `rows`, with their figures."""
+def top_scopes(*, rows, prices: dict, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The `limit` tenants and the `limit` agents with the most validations + chat requests in `rows`, with
+    their figures: one grouped query for both."""
     wanted = (m.VALIDATION_ACCEPTED, m.VALIDATION_REFUSED, m.CHAT_REQUESTS, m.CHAT_TOKENS_IN, m.CHAT_TOKENS_OUT)
-    grouped = (rows.filter(metric__in=wanted).exclude(**{scope: ""})
-               .values(scope, "tenant_id", "metric", "dimension").annotate(total=Sum("value")).order_by())
-    figures: dict[str, dict[str, Any]] = {}
+    grouped = (rows.filter(metric__in=wanted).exclude(tenant_id="")
+               .values("tenant_id", "agent_id", "metric", "dimension").annotate(total=Sum("value")).order_by())
+    tenants: dict[str, dict[str, Any]] = {}
+    agents: dict[str, dict[str, Any]] = {}
     for row in grouped:
-        entry = figures.setdefault(row[scope], {
-            scope: row[scope], "tenant_id": row["tenant_id"], "validations": 0, "chat_requests": 0,
-            "tokens_in": 0, "tokens_out": 0, "estimated_cost": 0.0})
         total = int(row["total"] or 0)
+        entries = [tenants.setdefault(row["tenant_id"], _empty_figures(tenant_id=row["tenant_id"]))]
+        if row["agent_id"]:
+            entries.append(agents.setdefault(row["agent_id"], _empty_figures(agent_id=row["agent_id"],
+                                                                             tenant_id=row["tenant_id"])))
         metric = row["metric"]
-        if metric in (m.VALIDATION_ACCEPTED, m.VALIDATION_REFUSED):
-            entry["validations"] += total
-        elif metric == m.CHAT_REQUESTS:
-            entry["chat_requests"] += total
-        else:
-            entry["tokens_in" if metric == m.CHAT_TOKENS_IN else "tokens_out"] += total
-            entry["estimated_cost"] += _cost(metric, row["dimension"], total, prices) or 0.0
+        cost = _cost(metric, row["dimension"], total, prices) or 0.0 if metric in (
+            m.CHAT_TOKENS_IN, m.CHAT_TOKENS_OUT) else 0.0
+        for entry in entries:
+            if metric in (m.VALIDATION_ACCEPTED, m.VALIDATION_REFUSED):
+                entry["validations"] += total
+            elif metric == m.CHAT_REQUESTS:
+                entry["chat_requests"] += total
+            else:
+                entry["tokens_in" if metric == m.CHAT_TOKENS_IN else "tokens_out"] += total
+                entry["estimated_cost"] += cost
+    return _ranked(tenants, "tenant_id", limit), _ranked(agents, "agent_id", limit)
+
+
+def _empty_figures(**ids) -> dict[str, Any]:
+    return {**ids, "validations": 0, "chat_requests": 0, "tokens_in": 0, "tokens_out": 0, "estimated_cost": 0.0}
+
+
+def _ranked(figures: dict[str, dict], scope: str, limit: int) -> list[dict[str, Any]]:
     ranked = sorted(figures.values(), key=lambda e: (-(e["validations"] + e["chat_requests"]),
-                                                     -(e["tokens_in"] + e["tokens_out"]), e[scope]))
+                                                     -(e["tokens_in"] + e["tokens_out"]), e[scope]))[:limit]
     for entry in ranked:
         entry["estimated_cost"] = round(entry["estimated_cost"], 6)
-    return ranked[:limit]
-
-
-def usage_totals_by_scope(*, scope: str, ids, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
-    """Per tenant or agent id in `ids`: {metric: total} in `[since, until)` (for list columns)."""
-    rows = (UsageCounter.objects.filter(Q(**{f"{scope}__in": list(ids)}), bucket__gte=since, bucket__lt=until)
-            .values(scope, "metric").annotate(total=Sum("value")).order_by())
-    result: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in rows:
-        result[row[scope]][row["metric"]] = int(row["total"] or 0)
-    return result
+    return ranked
 
 
 def existing_tenant_id(tenant_id: str | None) -> str | None:

@@ -24,8 +24,9 @@ from metering.models import UsageCounter
 
 _RETRYABLE_MYSQL_ERRORS = {1213, 1205}  # deadlock found, lock wait timeout
 _ATTEMPTS = 3
-_KEY_COLUMNS = ("bucket", "metric", "tenant_id", "agent_id", "api_key_id", "dimension")
-_MAX = {name: UsageCounter._meta.get_field(name).max_length for name in _KEY_COLUMNS[1:]}
+_KEY_COLUMNS = ("bucket", "span", "metric", "tenant_id", "agent_id", "api_key_id", "dimension")
+_MAX = {name: UsageCounter._meta.get_field(name).max_length for name in _KEY_COLUMNS[2:]}
+_HOUR, _DAY = UsageCounter.Span.HOUR.value, UsageCounter.Span.DAY.value
 
 
 @dataclass(frozen=True)
@@ -53,26 +54,28 @@ def hour_bucket(at: datetime | None) -> datetime:
     return at.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def _key(increment: Increment) -> tuple:
+def _keys(increment: Increment) -> tuple[tuple, tuple]:
+    """The increment's hourly and daily counter keys."""
     if increment.metric not in METRICS:
         raise ValueError(f"Unknown usage metric {increment.metric!r}; see metering.metrics.")
     if isinstance(increment.value, bool) or not isinstance(increment.value, int):
         raise TypeError("Increment.value must be an integer.")
-    return (
-        hour_bucket(increment.at),
+    hour = hour_bucket(increment.at)
+    scope = (
         increment.metric,
         (increment.tenant_id or "")[: _MAX["tenant_id"]],
         (increment.agent_id or "")[: _MAX["agent_id"]],
         (increment.api_key_id or "")[: _MAX["api_key_id"]],
         (increment.dimension or "")[: _MAX["dimension"]],
     )
+    return (hour, _HOUR, *scope), (hour.replace(hour=0), _DAY, *scope)
 
 
 @cache
 def _upsert_sql(vendor: str, rows: int) -> str:
     q = connection.ops.quote_name
     columns = ", ".join(q(c) for c in (*_KEY_COLUMNS, "value"))
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * rows)
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * rows)
     insert = f"INSERT INTO {q(UsageCounter._meta.db_table)} ({columns}) VALUES {placeholders} "
     value = q("value")
     if vendor == "mysql":
@@ -82,14 +85,16 @@ def _upsert_sql(vendor: str, rows: int) -> str:
 
 
 def counters_add(*, increments: Iterable[Increment]) -> int:
-    """Add every increment to its counter atomically (one statement per 500 distinct keys).
+    """Add every increment to its hourly and its daily counter atomically (one statement per 500 distinct
+    counters).
 
-    Returns the number of distinct counters touched. Zero increments are skipped. Unknown metric names
-    raise ValueError (a programming error, not bad input).
+    Returns the number of distinct counters touched (an hour and a day each). Zero increments are skipped.
+    Unknown metric names raise ValueError (a programming error, not bad input).
     """
     sums: dict[tuple, int] = defaultdict(int)
     for increment in increments:
-        sums[_key(increment)] += increment.value
+        for key in _keys(increment):
+            sums[key] += increment.value
     # A fixed order of keys makes concurrent multi-row upserts take their row locks in the same order
     # (no deadlock between two flushes touching the same counters).
     items = sorted((key, value) for key, value in sums.items() if value)

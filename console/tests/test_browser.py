@@ -9,7 +9,6 @@ CI keeps that folder as its artifact.
 
 import json
 import os
-import re
 import urllib.request
 from pathlib import Path
 
