@@ -38,9 +38,10 @@ def test_rotating_x_forwarded_for_does_not_escape_the_auth_throttle(api_client, 
     assert statuses[5:] == [429] * 3
 
 
-def test_header_rotation_cannot_evict_a_keys_rate_counter(api_client):
+def test_header_rotation_cannot_evict_a_keys_rate_counter(api_client, frozen_clock):
     """With the local-memory cache (300 entries by default), one throttle entry per forged address used to
-    cull the per-key counters: the key's third use in the minute then went through."""
+    cull the per-key counters: the key's third use in the minute then went through. (Frozen clock: the 400
+    requests must not straddle a minute boundary.)"""
     key = ApiKeyFactory(rate_limit_per_minute=2)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
