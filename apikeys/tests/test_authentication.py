@@ -98,7 +98,7 @@ def test_agent_key_on_an_operator_route_is_403(api_client, operator_token):
 def test_operator_passes_and_nothing_is_counted(operator_client):
     key = ApiKeyFactory(permissions=[])
     r = operator_client.get(f"/api/v2/probe/config/{key.agent_id}")
-    assert r.status_code == 200 and r.json()["data"]["auth"] == "Token"
+    assert r.status_code == 200 and r.json()["data"]["auth"] == "OperatorToken"  # not the agent-key principal
     assert usage(key) == 0
 
 
