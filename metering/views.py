@@ -49,9 +49,14 @@ class UsageCounterSummaryView(APIView):
         granularity = query.get("granularity") or selectors.DAY
         if query.get("since") and query.get("until") and query["since"] >= query["until"]:
             raise validation_error({"until": [str(_("The range is empty: since must be before until."))]})
-        since, until = selectors.default_range(granularity=granularity, now=timezone.now(),
-                                               since=query.get("since"), until=query.get("until"))
         path = "until" if query.get("until") else "since"
+        try:
+            since, until = selectors.default_range(granularity=granularity, now=timezone.now(),
+                                                   since=query.get("since"), until=query.get("until"))
+        except OverflowError:  # aligning a date near year 1 or 9999 leaves the calendar
+            since = None
+        if since is None or since.year < 1000:  # dates are written with four-digit years (spec §1.9)
+            raise validation_error({path: [str(_("The range must stay within the years 1000 to 9998."))]})
         periods = selectors.period_count(since=since, until=until, granularity=granularity)
         if periods <= 0:
             raise validation_error({path: [str(_("The range is empty: since must be before until."))]})

@@ -94,6 +94,10 @@ def test_explicit_range_is_aligned_on_whole_periods(operator_client, seeded):
     ({"since": "2026-11-29T10:00:00Z", "until": "2026-11-29T10:00:00Z"}, "until"),
     ({"since": "2020-01-01T00:00:00Z", "granularity": "hour"}, "since"),
     ({"since": "2020-01-01T00:00:00Z", "until": "2022-01-01T00:00:00Z"}, "until"),
+    ({"until": "9999-12-31T23:30:00Z"}, "until"),
+    ({"until": "1000-01-01T00:30:00Z", "granularity": "hour"}, "until"),
+    ({"since": "9999-12-31T23:00:00Z"}, "since"),
+    ({"since": "1000-01-01T00:00:00Z", "granularity": "day"}, "since"),
 ])
 def test_bad_input_is_a_400_in_the_envelope(operator_client, query, path):
     response = operator_client.get(URL, query)
