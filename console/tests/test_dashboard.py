@@ -52,6 +52,8 @@ def test_dashboard_figures_from_the_counters(admin_client_en, fleet):
     assert re.findall(r'data-id="(\w+)"', top_tenants) == [fleet["acme"].id, fleet["beta"].id]
     refused = re.search(r'id="refused-by-reason">(.*?)</table>', html, re.S).group(1)
     assert re.findall(r'data-code="(\w+)"', refused) == ["AUTH_003", "AUTH_004"]
+    refused_48h = re.search(r'id="refused-by-reason-hourly">(.*?)</table>', html, re.S).group(1)
+    assert re.findall(r'data-code="(\w+)"', refused_48h) == ["AUTH_003"]
 
 
 @pytest.mark.django_db
