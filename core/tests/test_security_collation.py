@@ -31,6 +31,7 @@ DISPLAY_ONLY = {
     ("apikeys", "apikey", "name"), ("apikeys", "apikey", "description"),
     ("chat", "chatmessage", "role"), ("chat", "chatmessage", "responder"), ("chat", "chatmessage", "finish_reason"),
     ("chat", "chatmessage", "content"), ("agents", "agentconfigversion", "source"),
+    ("metering", "usagecounter", "span"),  # "h" or "d", written by the code only
 }
 
 
