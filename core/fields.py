@@ -114,7 +114,7 @@ class JSONObjectField(serializers.JSONField):
         "not_object": "Must be a JSON object.",
         "too_large": "Must be at most {max_bytes} bytes when serialized.",
         "not_finite": "Must not contain numbers outside the range of JSON (such as 1e999).",
-        "too_deep": _("Must not nest objects and arrays more than {limit} levels deep."),
+        "too_deep": _("Must not be nested deeper than {limit} levels of objects and arrays."),
         "not_unicode": _("Must not contain strings that are not valid Unicode (such as a lone surrogate \\ud800)."),
     }
 

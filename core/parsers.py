@@ -20,7 +20,7 @@ from core.validation import MAX_JSON_DEPTH, NON_FIELD, has_lone_surrogate, json_
 # a batch item), and its own rule (`MAX_JSON_DEPTH`, with the field's path) is checked by its serializer.
 MAX_BODY_NESTING = 2 * MAX_JSON_DEPTH
 
-TOO_DEEP = _("The JSON body must not nest objects and arrays more than {limit} levels deep.")
+TOO_DEEP = _("The JSON body must not be nested deeper than {limit} levels of objects and arrays.")
 LONE_SURROGATE = _("The JSON body contains a string that is not valid Unicode (a lone surrogate such as \\ud800).")
 NOT_UTF8 = _("The JSON body must be UTF-8 encoded.")
 

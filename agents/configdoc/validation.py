@@ -20,7 +20,7 @@ MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_DEPTH = MAX_JSON_DEPTH  # the one depth rule of stored JSON (core.validation): 31 nested objects/arrays
 
 TOO_LARGE = f"The configuration document must be at most {MAX_DOCUMENT_BYTES} bytes when serialized."
-TOO_DEEP = f"The configuration document must not nest objects and arrays more than {MAX_JSON_NESTING} levels deep."
+TOO_DEEP = f"The configuration document must not be nested deeper than {MAX_JSON_NESTING} levels of objects and arrays."
 NOT_FINITE = "The configuration document must not contain numbers outside the range of JSON (such as 1e999)."
 DUPLICATE_NAME = "Names must be unique within {list_name} (case-insensitive); '{name}' is repeated."
 SYSTEM_PROVIDER_DEFINED = "'{name}' is a system provider; agents cannot define a provider with this name."
