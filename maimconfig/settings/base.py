@@ -191,7 +191,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache ----------------------------------------------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://maimconfig")}
 
-# --- Auth -----------------------------------------------------------------------------------------
 if CACHES["default"]["BACKEND"].startswith("django_redis."):
     # Short socket timeouts: an unreachable Redis must fail fast so the bot lane falls back to the database
     # (apikeys.redisstate); a healthy Redis answers in well under a millisecond.
@@ -206,6 +205,7 @@ if MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE not in ("allow", "deny"):
 # With Redis, uses counted there are written to the database at least this often (spec §1.15).
 MAIMCONFIG_USAGE_FLUSH_SECONDS = env.float("MAIMCONFIG_USAGE_FLUSH_SECONDS", default=1.0)
 
+# --- Auth -----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -324,13 +324,13 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyStatusEnum": "apikeys.models.ApiKey.Status",
         "TenantStatusEnum": "tenants.models.Tenant.Status",
         "AgentStatusEnum": "agents.models.Agent.Status",
+        "AgentConfigVersionSourceEnum": "agents.models.AgentConfigVersion.Source",
         "ApiKeyWritableStatusEnum": [("active", "active"), ("disabled", "disabled")],
     },
 }
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-        "AgentConfigVersionSourceEnum": "agents.models.AgentConfigVersion.Source",
 LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'text', not {LOG_FORMAT!r}.")
