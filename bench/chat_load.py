@@ -131,6 +131,26 @@ def bot_traffic(base, agents, stop, queue):
     asyncio.run(run())
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of the gunicorn master and its workers (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for one in pids:
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
+
+
 class Sampler(threading.Thread):
     """Max MariaDB connections of the bench database and max total RSS of gunicorn, every 0.25 s."""
 
@@ -186,7 +206,9 @@ def main():
     bots = multiprocessing.Process(target=bot_traffic, args=(base, agents, stop, queue))
     bots.start()
     time.sleep(1.0)  # bot traffic first: its figures cover the whole chat phase
+    cpu_before = cpu_seconds(gunicorn_pid)
     out = asyncio.run(chat_phase(base, agents))
+    cpu_used = cpu_seconds(gunicorn_pid) - cpu_before
     stop.set()
     bot = queue.get(timeout=60)
     bots.join(30)
@@ -209,6 +231,9 @@ def main():
         ms = [s * 1000 for _, s in rows]
         print(f"{kind:10s} n={len(rows)} errors={sum(1 for ok, _ in rows if not ok)} p50={pct(ms, 50):.1f}ms "
               f"p99={pct(ms, 99):.1f}ms max={max(ms) if ms else float('nan'):.1f}ms")
+    bot_requests = len(bot["validate"]) + len(bot["heartbeat"])
+    print(f"service CPU during the chat phase: {cpu_used:.1f} s for {len(all_chats)} chats and ~{bot_requests} bot "
+          f"requests (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"max MariaDB connections of the service: {sampler.max_connections}; "
           f"max total RSS (master + workers): {sampler.max_rss_kib / 1024:.0f} MiB")
     v_ms = [s * 1000 for _, s in bot["validate"]]
@@ -216,7 +241,8 @@ def main():
     print(f"RESULT chats={len(all_chats)} correct_pct={100 * correct / max(1, len(all_chats)):.2f} "
           f"p99_s={pct(latencies, 99):.2f} validate_p99_ms={pct(v_ms, 99):.1f} heartbeat_p99_ms={pct(h_ms, 99):.1f} "
           f"bot_errors={sum(1 for k in ('validate', 'heartbeat') for ok, _ in bot[k] if not ok)} "
-          f"db_connections_max={sampler.max_connections} rss_mib_max={sampler.max_rss_kib / 1024:.0f}")
+          f"db_connections_max={sampler.max_connections} rss_mib_max={sampler.max_rss_kib / 1024:.0f} "
+          f"service_cpu_s={cpu_used:.1f}")
 
 
 if __name__ == "__main__":
