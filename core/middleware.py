@@ -1,10 +1,11 @@
 """Request-level plumbing: request id, body guard (413/415) and the last-resort JSON error."""
 
 import time
+from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.utils.translation import gettext
 
 from core.context import current_request_var, request_id_from_header, request_id_var, request_started_var
@@ -71,20 +72,46 @@ class RequestContextMiddleware(_SyncAndAsync):
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _cross_site_refusal(request):
-    """415 for an unsafe request with no body, no `Authorization` header and neither
-    `Content-Type: application/json` nor `X-Requested-With` (issue 12, item 5).
+def _from_another_site(request) -> bool:
+    """Whether a browser sent the request from another site: an `Origin` naming another host, or
+    `Sec-Fetch-Site: cross-site`/`same-site`. Only browsers send these headers; the original's clients
+    (`requests`, `curl`, server-side backends) send neither."""
+    meta = request.META
+    if meta.get("HTTP_SEC_FETCH_SITE", "").strip().lower() in ("cross-site", "same-site"):
+        return True
+    origin = meta.get("HTTP_ORIGIN", "").strip()
+    if not origin:
+        return False
+    try:
+        return urlsplit(origin).netloc.lower() != request.get_host().lower()
+    except (ValueError, DisallowedHost):
+        return True
 
-    A browser sends such a request cross-site without a CORS preflight (a form POST, `fetch` in `no-cors`
-    mode); in open mode it would act as an operator, for example disabling a key. Requiring the JSON content
-    type or a custom header, which only a preflighted request can carry, closes that door for every unsafe
-    request, body or not. A request with an `Authorization` header is preflighted anyway and is left alone,
-    and a session-cookie request also needs its CSRF token.
+
+def _cross_site_refusal(request):
+    """415 for an unsafe credential-less request without a body that a browser could send cross-site
+    without a CORS preflight (issue 12, item 5).
+
+    In open mode such a request acts as an operator, for example disabling a key. A browser can send it
+    in two ways: an HTML form (it always carries its content type: `application/x-www-form-urlencoded`,
+    `multipart/form-data` or `text/plain`), or `fetch` in `no-cors` mode (no content type, but `Origin`
+    and `Sec-Fetch-Site` name the other site). So a body-less unsafe request is refused when it carries a
+    form content type (`x-www-form-urlencoded`, `multipart/form-data`, `octet-stream`…), or when it comes
+    from another site without the JSON content type or an
+    `X-Requested-With` header (neither of which a browser sends cross-site without a preflight). A plain
+    HTTP client of the original (`requests.delete(url)`, `curl -X POST …/disable`) sends neither marker
+    and keeps working (issue 13). A request with an `Authorization` header is preflighted anyway and is
+    left alone; a session-cookie request also needs its CSRF token.
     """
     meta = request.META
     if request.method not in _UNSAFE_METHODS or meta.get("HTTP_AUTHORIZATION") or meta.get("HTTP_X_REQUESTED_WITH"):
         return None
-    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == "application/json":
+    media_type = meta.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    if media_type == "application/json":
+        return None
+    # No content type, or `text/plain`: what a WSGI server such as Django's runserver fills in when the
+    # client sent none. A browser sending either cross-site names its site (below).
+    if media_type in ("", "text/plain") and not _from_another_site(request):
         return None
     return error_response(request, ErrorCode.UNSUPPORTED_MEDIA_TYPE, gettext(
         "A POST, PUT, PATCH or DELETE without credentials must be sent with Content-Type: application/json "

@@ -57,16 +57,47 @@ def test_header_rotation_cannot_evict_a_keys_rate_counter(api_client, frozen_clo
 
 # --- item 5: unsafe requests without credentials need the JSON content type (or a custom header) ------------
 
-@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain",
-                                          "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                          "application/octet-stream"])
 def test_open_mode_cross_site_form_post_cannot_disable_a_key(open_mode, content_type):
     key = ApiKeyFactory()
     client = APIClient()
-    extra = {"CONTENT_TYPE": content_type} if content_type else {}
-    response = client.generic("POST", f"/api/v2/api-keys/{key.id}/disable", b"", **extra)
+    response = client.generic("POST", f"/api/v2/api-keys/{key.id}/disable", b"", CONTENT_TYPE=content_type)
     assert response.status_code == 415, response.content
     assert response.json()["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert ApiKey.objects.get(pk=key.id).disabled_at is None
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+@pytest.mark.parametrize("browser_headers", [
+    {"HTTP_ORIGIN": "https://evil.example"},
+    {"HTTP_SEC_FETCH_SITE": "cross-site"},
+    {"HTTP_SEC_FETCH_SITE": "same-site", "HTTP_ORIGIN": "http://testserver"},
+    {"HTTP_ORIGIN": "null"},
+])
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_open_mode_no_cors_fetch_from_another_site_cannot_write(open_mode, browser_headers, method, content_type):
+    """`fetch(url, {method, mode: "no-cors"})` sends no content type but names its site."""
+    key = ApiKeyFactory()
+    path = f"/api/v2/api-keys/{key.id}/disable" if method == "POST" else f"/api/v2/api-keys/{key.id}"
+    response = APIClient().generic(method, path, b"", content_type=content_type, **browser_headers)
+    assert response.status_code == 415, response.content
+    key = ApiKey.objects.get(pk=key.id)
+    assert key.disabled_at is None
+
+
+def test_open_mode_plain_http_clients_without_body_still_work(open_mode):
+    """The original's clients (`requests.post(url)`, `requests.delete(url)`, curl) send no content type
+    and no browser headers: they keep working (issue 13)."""
+    key = ApiKeyFactory()
+    client = APIClient()
+    assert client.generic("POST", f"/api/v2/api-keys/{key.id}/disable", b"", content_type=None).status_code == 200
+    assert ApiKey.objects.get(pk=key.id).disabled_at is not None
+    same_origin = client.generic("POST", f"/api/v2/api-keys/{key.id}/enable", b"", content_type=None,
+                                 HTTP_ORIGIN="http://testserver")
+    assert same_origin.status_code == 200, same_origin.content
+    assert client.generic("DELETE", f"/api/v2/api-keys/{key.id}", b"", content_type=None).status_code == 200
+    assert not ApiKey.objects.filter(pk=key.id).exists()
 
 
 def test_open_mode_json_or_custom_header_without_body_still_works(open_mode):

@@ -177,7 +177,9 @@ def test_the_readme_and_documented_payloads(client):
         "expires_at": "2026-06-01T00:00:00Z"})
     assert updated["api_key_id"] == key.api_key_id and updated["updated_at"]
     assert OriginalApiKey.model_validate(updated).status == "expired"
-    assert client.call("POST", f"/api/v2/api-keys/{key.api_key_id}/disable", json={})["status"] == "disabled"
+    # The original's clients send this body-less POST with no content type (requests.post(url)).
+    assert client.call("POST", f"/api/v2/api-keys/{key.api_key_id}/disable")["status"] == "disabled"
+    assert client.call("DELETE", f"/api/v2/api-keys/{key.api_key_id}")["deleted_at"]  # requests.delete(url)
 
     entry = client.call("POST", "/api/v1/usage/log", json={
         "tenant_id": tenant_id, "agent_id": agent_id, "user_id": "user_001", "action": "chat_message",
