@@ -12,18 +12,11 @@ Every value can be overridden with the environment variables named below.
 
 import multiprocessing
 import os
-import sys
 
 wsgi_app = "maimconfig.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 3)))
 worker_class = "asgi"
-# Transitional: a command line that still names the WSGI application (`… maimconfig.wsgi:application`)
-# gets the previous threaded model (gthread, GUNICORN_THREADS), since the ASGI worker cannot serve it.
-# Run `gunicorn -c gunicorn.conf.py` (no application argument) for the serving model described above.
-if any(arg.endswith("wsgi:application") for arg in sys.argv[1:]):
-    worker_class = "gthread"
-    threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 asgi_loop = os.environ.get("GUNICORN_ASGI_LOOP", "auto")  # uvloop when installed
 http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "auto")  # gunicorn_h1c when installed
 asgi_lifespan = "on"  # shutdown callbacks (core.lanes.on_shutdown) run after in-flight requests finish
@@ -33,6 +26,12 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "4000"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "70"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 keepalive = 5
+# gunicorn's runtime control socket (`gunicornc`) is off unless GUNICORN_CONTROL_SOCKET names a path: its default
+# path is shared by every master of the user, so two instances on one machine would take it from each other.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

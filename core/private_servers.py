@@ -185,12 +185,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def gunicorn_command(python: str) -> list[str]:
-    """`gunicorn -c gunicorn.conf.py`, naming the WSGI application unless the config names one itself."""
-    config = (ROOT / "gunicorn.conf.py").read_text()
-    command = [python, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-    if "wsgi_app" not in config:
-        command.append("maimconfig.wsgi:application")
-    return command
+    """`gunicorn -c gunicorn.conf.py`: the config names the application (the lane dispatcher)."""
+    return [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"]
 
 
 class ServiceProcess:

@@ -38,7 +38,7 @@ def server_without_database(tmp_path):
            # a SQLite file inside a directory that does not exist: every connection attempt fails
            "DATABASE_URL": f"sqlite:///{tmp_path}/missing-dir/db.sqlite3", "CACHE_URL": "locmemcache://x",
            "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1", "LOG_LEVEL": "CRITICAL"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "maimconfig.wsgi:application"],
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
