@@ -11,7 +11,6 @@ from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import ApiKeyFactory
 from audit.models import AuditEvent
 from audit.tests.factories import AuditEventFactory
-from plugins.tests.factories import PluginSettingFactory
 from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
