@@ -22,6 +22,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -111,20 +112,20 @@ def write_time_refusal(url: str) -> str | None:
         parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
-        return "Enter a valid URL."
+        return gettext("Enter a valid URL.")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return "The URL must not contain credentials (user:password@)."
+        return gettext("The URL must not contain credentials (user:password@).")
     if parts.query or parts.fragment or "?" in url or "#" in url:
-        return "The URL must not contain a query (?…) or a fragment (#…)."
+        return gettext("The URL must not contain a query (?…) or a fragment (#…).")
     if not host or name_allowed(host):
         return None
     address = _ip_literal(host)
     if address is not None:
         if address_allowed(address):
             return None
-        return ("The host is not a public address; list it in MAIMCONFIG_LLM_ALLOWED_HOSTS to allow it.")
+        return gettext("The host is not a public address; list it in MAIMCONFIG_LLM_ALLOWED_HOSTS to allow it.")
     if is_local_name(host):
-        return "The host is a local name; list it in MAIMCONFIG_LLM_ALLOWED_HOSTS to allow it."
+        return gettext("The host is a local name; list it in MAIMCONFIG_LLM_ALLOWED_HOSTS to allow it.")
     return None
 
 
@@ -135,7 +136,7 @@ async def resolve_checked(host: str, port: int) -> str:
     if literal is not None:
         if address_allowed(literal) or name_allowed(host):
             return str(literal)
-        raise EgressRefused("The provider host is not a public address.")
+        raise EgressRefused(gettext("The provider host is not a public address."))
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -147,7 +148,7 @@ async def resolve_checked(host: str, port: int) -> str:
     if not name_allowed(host):
         refused = [a for a in addresses if not address_allowed(a)]
         if refused:
-            raise EgressRefused("The provider host resolves to an address that is not public.")
+            raise EgressRefused(gettext("The provider host resolves to an address that is not public."))
     return str(addresses[0])
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.utils.translation import gettext, gettext_noop
+
 from agents.configdoc.paths import path_of
 from agents.configdoc.secrets import (
     MASK, StoredSecret, decrypts_to, encrypt_secret, provider_key, providers, stored_keys,
@@ -16,9 +18,9 @@ from core.exceptions import validation_error
 from core.validation import NON_FIELD, too_deep
 
 RESERVED_TOP_LEVEL = "warnings"
-MASK_WITHOUT_KEY = "The masked value can only keep an existing key; send the real key."
-MASK_HOST_CHANGED = ("The provider's base_url names another host than the stored key was entered for; send the "
-                     "key again.")
+MASK_WITHOUT_KEY = gettext_noop("The masked value can only keep an existing key; send the real key.")
+MASK_HOST_CHANGED = gettext_noop("The provider's base_url names another host than the stored key was entered for; "
+                                 "send the key again.")
 
 
 def _url_host(url: Any) -> str:
@@ -60,10 +62,10 @@ def normalize_document(doc: dict, *, stored: dict | None = None, prefix: str = "
             token = kept_keys.get(name)
             path = path_of(["config_overrides", "model", "api_providers", index, "api_key"], prefix)
             if not token:
-                errors[path] = [MASK_WITHOUT_KEY]
+                errors[path] = [gettext(MASK_WITHOUT_KEY)]
             elif _url_host(entry.get("base_url")) != stored_hosts.get(name):
                 # A stored key is never sent to a host it was not entered for (agent-config.md, egress).
-                errors[path] = [MASK_HOST_CHANGED]
+                errors[path] = [gettext(MASK_HOST_CHANGED)]
             else:
                 entry["api_key"] = StoredSecret(token)
     if errors:
