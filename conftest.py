@@ -15,6 +15,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language (English), whatever an earlier request or test activated in
+    this thread: code that translates outside a request (services, validators) then answers in English."""
+    from django.conf import settings
+    from django.utils import translation
+
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     """A client with no credential."""
