@@ -10,13 +10,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import openai
 
 from chat.routing import ModelTarget
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 
 logger = logging.getLogger("maimconfig.chat")
+
+
+class UpstreamStatusError(Exception):
+    """The upstream answered with a non-2xx status; `body` is its (possibly cut) text, for the log only."""
+
+    def __init__(self, status_code: int, body: str):
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.body = body
+
 
 @dataclass
 class Usage:
@@ -38,38 +47,20 @@ class Completion:
     latency_ms: int
 
 
-def _request(target: ModelTarget, messages: list[dict], overrides: dict | None, stream: bool) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "model": target.model_identifier,
-        "messages": messages,
-        "temperature": target.temperature,
-        "max_tokens": target.max_tokens,
-        "stream": stream,
-    }
-    extra = dict(target.extra_params)
-    for key, value in (overrides or {}).items():
-        extra.pop(key, None)
-        params[key] = value
-    if extra:
-        params["extra_body"] = extra
-    if not target.api_key:  # no key: the Authorization header is explicitly omitted
-        params["extra_headers"] = {"Authorization": openai.Omit()}
-    return params
-
-
 def _finish_reason(value: Any) -> str:
     return "length" if value == "length" else "stop"
 
 
 def _usage(raw: Any) -> Usage | None:
-    if raw is None:
+    """The upstream's `usage` object (a JSON mapping), or None when absent or malformed."""
+    if not isinstance(raw, dict):
         return None
     try:
-        prompt = int(getattr(raw, "prompt_tokens", None))
-        completion = int(getattr(raw, "completion_tokens", None))
+        prompt = int(raw.get("prompt_tokens"))
+        completion = int(raw.get("completion_tokens"))
     except (TypeError, ValueError):
         return None
-    total = getattr(raw, "total_tokens", None)
+    total = raw.get("total_tokens")
     total = int(total) if isinstance(total, int) else prompt + completion
     return Usage(prompt, completion, total, False)
 
@@ -80,18 +71,15 @@ def _timeout_error(target: ModelTarget) -> ApplicationError:
 
 
 def map_upstream_error(target: ModelTarget, exc: BaseException) -> ApplicationError:
-    """The CHAT_002/CHAT_003 error for an exception raised by the SDK or the HTTP client."""
+    """The CHAT_002/CHAT_003 error for an exception raised by the upstream call (`chat.upstream`)."""
     if isinstance(exc, ApplicationError):
         return exc
-    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
+    if isinstance(exc, (TimeoutError, httpx2.TimeoutException)):
         logger.warning("Upstream model timed out", extra={"provider_kind": target.provider_kind,
                                                           "model": target.model_identifier})
         return _timeout_error(target)
-    if isinstance(exc, openai.APIStatusError):
-        try:
-            body = exc.response.text
-        except Exception:  # noqa: BLE001 - a streamed body may be unreadable; the status suffices
-            body = ""
+    if isinstance(exc, UpstreamStatusError):
+        body = exc.body
         if target.api_key:  # some providers echo the key they refused; redact before truncating, so a
             body = body.replace(target.api_key, "[redacted]")  # key cut at the limit leaks no prefix
         body = body[:500]
@@ -99,7 +87,7 @@ def map_upstream_error(target: ModelTarget, exc: BaseException) -> ApplicationEr
                        extra={"provider_kind": target.provider_kind, "model": target.model_identifier,
                               "upstream_status": exc.status_code, "upstream_body": body})
         return ApplicationError(ErrorCode.CHAT_002, f"The language model returned HTTP {exc.status_code}.")
-    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
+    if isinstance(exc, (httpx2.TransportError, OSError)):
         logger.warning("Upstream model unreachable", extra={"provider_kind": target.provider_kind,
                                                            "model": target.model_identifier,
                                                            "error_type": type(exc).__name__})

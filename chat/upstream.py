@@ -1,7 +1,12 @@
-"""The async upstream call of the chat lane (api.md §10.7) through the official `openai` SDK's `AsyncOpenAI`.
+"""The async upstream call of the chat lane (api.md §10.7): `POST {base_url}/chat/completions` over `httpx2`.
+
+The OpenAI chat-completions protocol is called directly (no SDK): the request is one JSON body, the answer
+one JSON body or an SSE stream of `data:` lines. An SDK client per call cost ~8 ms of CPU (building the
+client, transforming the request, validating every chunk into pydantic-like models) on the event loop that
+also serves every other chat request (README "Serving model").
 
 * **Whole-call deadline.** `deadline` is an event-loop time (`loop.time()` based): the request, and for a
-  stream every wait for the next chunk, runs under `asyncio.timeout_at(deadline)`, so the provider's
+  stream every wait for the next line, runs under `asyncio.timeout_at(deadline)`, so the provider's
   `timeout` bounds the call from connecting to the last byte. A trickling upstream is cut at the deadline
   (CHAT_003); no retries.
 * **No shared state.** Each call gets its own HTTP client (connection pool and cookie jar), closed after
@@ -17,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 import time
@@ -26,17 +32,21 @@ from typing import Any
 
 import httpcore2
 import httpx2
-import openai
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from chat.llm import Completion, Usage, _finish_reason, _request, _timeout_error, _unusable, _usage, map_upstream_error
+from chat.llm import (Completion, UpstreamStatusError, Usage, _finish_reason, _timeout_error, _unusable, _usage,
+                      map_upstream_error)
 from chat.routing import ModelTarget
 from core import egress
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 
 logger = logging.getLogger("maimconfig.chat")
+
+# An error body is read (for the log, redacted and cut to 500 characters) up to this many bytes.
+_ERROR_BODY_BYTES = 8192
+_USER_AGENT = "MaimConfig"
 
 
 class EgressCheckingBackend(httpcore2.AsyncNetworkBackend):
@@ -67,7 +77,7 @@ def _ssl_context() -> ssl.SSLContext:
 def warm_up() -> None:
     """Build what every call shares once, at worker start (ASGI lifespan), outside any request's deadline."""
     _ssl_context()
-    openai.AsyncOpenAI(api_key="warm-up", base_url="http://127.0.0.1/v1", http_client=new_http_client(1.0))
+    new_http_client(1.0)
 
 
 def new_http_client(timeout: float) -> httpx2.AsyncClient:
@@ -80,21 +90,53 @@ def new_http_client(timeout: float) -> httpx2.AsyncClient:
                               timeout=httpx2.Timeout(timeout))
 
 
-def _client(target: ModelTarget, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
-    kwargs: dict[str, Any] = {
-        "base_url": target.base_url,
-        "timeout": httpx2.Timeout(target.timeout),
-        "max_retries": 0,
-        "http_client": http_client,
-        # Never forward the process's OPENAI_ORG_ID / OPENAI_PROJECT_ID to a third-party provider.
-        "default_headers": {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()},
+def request_body(target: ModelTarget, messages: list[dict], overrides: dict | None, stream: bool) -> dict[str, Any]:
+    """The JSON body (§10.7): model, messages, temperature, max_tokens, stream, then the model's
+    `extra_params` (which win over the configured values, not over the request's `overrides`)."""
+    body: dict[str, Any] = {
+        "model": target.model_identifier,
+        "messages": messages,
+        "temperature": target.temperature,
+        "max_tokens": target.max_tokens,
+        "stream": stream,
     }
-    # A provider without a key: no Authorization header, and never the process's OPENAI_API_KEY.
-    return openai.AsyncOpenAI(api_key=target.api_key or _no_key, **kwargs)
+    extra = dict(target.extra_params)
+    for key, value in (overrides or {}).items():
+        extra.pop(key, None)
+        body[key] = value
+    body.update(extra)
+    return body
 
 
-async def _no_key() -> str:
-    return ""
+def _http_request(http_client: httpx2.AsyncClient, target: ModelTarget, messages: list[dict],
+                  overrides: dict | None, stream: bool) -> httpx2.Request:
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json",
+               "User-Agent": _USER_AGENT}
+    if target.api_key:  # a provider without a key: no Authorization header at all
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    content = json.dumps(request_body(target, messages, capped_max_tokens(target, overrides), stream),
+                         ensure_ascii=False, separators=(",", ":")).encode()
+    return http_client.build_request("POST", target.base_url.rstrip("/") + "/chat/completions", headers=headers,
+                                     content=content)
+
+
+async def _send(http_client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.Response:
+    """Send `request`, returning a 2xx response whose body is still to be read; a non-2xx status raises
+    UpstreamStatusError (with the start of its body, for the log)."""
+    response = await http_client.send(request, stream=True)
+    if 200 <= response.status_code < 300:
+        return response
+    body = bytearray()
+    try:
+        async for part in response.aiter_bytes():
+            body += part
+            if len(body) >= _ERROR_BODY_BYTES:
+                break
+    except httpx2.HTTPError:  # an unreadable error body: the status suffices
+        pass
+    finally:
+        await response.aclose()
+    raise UpstreamStatusError(response.status_code, body[:_ERROR_BODY_BYTES].decode("utf-8", "replace"))
 
 
 def deadline_for(target: ModelTarget) -> float:
@@ -133,21 +175,28 @@ async def complete(target: ModelTarget, messages: list[dict], overrides: dict | 
     http_client = new_http_client(target.timeout)
     try:
         async with asyncio.timeout_at(deadline):
-            response = await _client(target, http_client).chat.completions.create(
-                **_request(target, messages, capped_max_tokens(target, overrides), False))
+            response = await _send(http_client, _http_request(http_client, target, messages, overrides, False))
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
     except Exception as exc:  # noqa: BLE001 - every failure of the call maps to CHAT_002/003
         raise _map(target, exc) from None
     finally:
         await _close(http_client)
     latency_ms = int((time.perf_counter() - started) * 1000)
-    choices = getattr(response, "choices", None)
-    if not choices:
-        raise _unusable()
-    content = getattr(getattr(choices[0], "message", None), "content", None)
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise _unusable() from None
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, str):
         raise _unusable()
-    return Completion(content, _finish_reason(getattr(choices[0], "finish_reason", None)),
-                      _usage(getattr(response, "usage", None)), latency_ms)
+    return Completion(content, _finish_reason(choice.get("finish_reason")), _usage(payload.get("usage")),
+                      latency_ms)
 
 
 async def _close(http_client: httpx2.AsyncClient) -> None:
@@ -157,13 +206,44 @@ async def _close(http_client: httpx2.AsyncClient) -> None:
         pass
 
 
+async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
+    """The JSON `data` of each unnamed server-sent event of an OpenAI stream, up to `data: [DONE]`.
+    An `error` event, or an event whose data is an object with an `error`, is an unusable response."""
+    event, data = None, []
+    async for line in lines:
+        if line:
+            field, _sep, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data":
+                data.append(value)
+            elif field == "event":
+                event = value
+            continue  # comments (`: keep-alive`), `id:` and `retry:` lines carry nothing we use
+        if not data:
+            event = None
+            continue
+        text = "\n".join(data)
+        name, event, data = event, None, []
+        if text == "[DONE]":
+            return
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            raise _unusable() from None
+        if name == "error" or (isinstance(payload, dict) and payload.get("error")):
+            raise _unusable()
+        if name is None:
+            yield payload
+
+
 class UpstreamStream:
     """An accepted (2xx) streaming completion. `async for fragment in stream.fragments()`, then read the
     results. `aclose()` abandons the call (client disconnect, error)."""
 
-    def __init__(self, target: ModelTarget, stream, http_client, started: float, deadline: float):
+    def __init__(self, target: ModelTarget, response: httpx2.Response, http_client, started: float,
+                 deadline: float):
         self.target = target
-        self._stream = stream
+        self._response = response
         self._http_client = http_client
         self.started = started
         self.deadline = deadline
@@ -173,7 +253,7 @@ class UpstreamStream:
         self.content_parts: list[str] = []
 
     async def fragments(self) -> AsyncIterator[str]:
-        iterator = self._stream.__aiter__()
+        iterator = _sse_data(self._response.aiter_lines()).__aiter__()
         try:
             while True:
                 try:
@@ -181,15 +261,19 @@ class UpstreamStream:
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-                usage = _usage(getattr(chunk, "usage", None))
+                if not isinstance(chunk, dict):
+                    continue
+                usage = _usage(chunk.get("usage"))
                 if usage is not None:
                     self.usage = usage
-                for choice in getattr(chunk, "choices", None) or []:
-                    if getattr(choice, "index", 0) not in (0, None):
+                choices = chunk.get("choices")
+                for choice in choices if isinstance(choices, list) else ():
+                    if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
                         continue
-                    if getattr(choice, "finish_reason", None):
-                        self.finish_reason = _finish_reason(choice.finish_reason)
-                    text = getattr(getattr(choice, "delta", None), "content", None)
+                    if choice.get("finish_reason"):
+                        self.finish_reason = _finish_reason(choice["finish_reason"])
+                    delta = choice.get("delta")
+                    text = delta.get("content") if isinstance(delta, dict) else None
                     if isinstance(text, str) and text:
                         self.content_parts.append(text)
                         yield text
@@ -208,7 +292,7 @@ class UpstreamStream:
 
     async def aclose(self) -> None:
         try:
-            await asyncio.shield(self._stream.close())
+            await asyncio.shield(self._response.aclose())
         except BaseException:  # noqa: BLE001 - closing an already-broken stream
             pass
         await _close(self._http_client)
@@ -223,11 +307,10 @@ async def open_stream(target: ModelTarget, messages: list[dict], overrides: dict
     http_client = new_http_client(target.timeout)
     try:
         async with asyncio.timeout_at(deadline):
-            stream = await _client(target, http_client).chat.completions.create(
-                **_request(target, messages, capped_max_tokens(target, overrides), True))
+            response = await _send(http_client, _http_request(http_client, target, messages, overrides, True))
     except BaseException as exc:
         await _close(http_client)
         if isinstance(exc, Exception):
             raise _map(target, exc) from None
         raise
-    return UpstreamStream(target, stream, http_client, started, deadline)
+    return UpstreamStream(target, response, http_client, started, deadline)
