@@ -7,6 +7,7 @@ import re
 from django.db import connection
 from django.db.models import BooleanField, F, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils.translation import gettext
 
 from agents.models import Agent, AgentConfigVersion
 from core.errors import ErrorCode
@@ -57,7 +58,7 @@ def agent_list(*, tenant_id: str | None = None, status: str | None = None, tag: 
         from tenants.models import Tenant
 
         if not Tenant.objects.filter(pk=tenant_id).exists():
-            raise ApplicationError(ErrorCode.AGENT_001, f"Tenant '{tenant_id[:100]}' does not exist.")
+            raise ApplicationError(ErrorCode.AGENT_001, gettext("Tenant '%(tenant_id)s' does not exist.") % {"tenant_id": tenant_id[:100]})
         query = query.filter(tenant_id=tenant_id)
     if status:
         query = query.filter(status=status)

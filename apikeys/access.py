@@ -23,6 +23,7 @@ no scope check, not limited to once per request).
 """
 
 from django.db import connection, transaction
+from django.utils.translation import gettext
 
 from apikeys import ratelimit, usage
 from apikeys.metrics import record_verification
@@ -87,7 +88,7 @@ def consume_key_use(request, *, units: int = 1) -> None:
         usage.meter_refusal(ErrorCode.AUTH_008.value, principal.api_key)
         raise ApplicationError(
             ErrorCode.AUTH_008,
-            f"The API key's rate limit of {rate.limit} requests per minute has been reached.",
+            gettext("The API key's rate limit of %(limit)s requests per minute has been reached.") % {"limit": rate.limit},
             data={"retry_after": rate.reset_seconds},
             headers={"Retry-After": str(rate.reset_seconds), **rate.headers()},
         )

@@ -13,6 +13,8 @@ and then, in the handler, BEFORE touching objects::
 (`apikeys.access.authorize_key_scope`: scope 403 -> per-minute limit 429 AUTH_008 -> counts one use).
 """
 
+from django.utils.translation import gettext
+
 from rest_framework.permissions import BasePermission
 
 from apikeys.metrics import record_verification
@@ -26,7 +28,8 @@ def _check_key_permission(request, permission: str | None) -> None:
     if permission and not request.auth.has_permission(permission):
         record_verification(ErrorCode.AUTH_003.value, "request")
         meter_refusal(ErrorCode.AUTH_003.value, request.auth.api_key)
-        raise ApplicationError(ErrorCode.AUTH_003, f"The API key does not have the permission '{permission}'.")
+        raise ApplicationError(ErrorCode.AUTH_003, gettext("The API key does not have the permission '%(permission)s'.")
+                               % {"permission": permission})
 
 
 class OperatorOrAgentKey(BasePermission):

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apikeys.keys import generate_key, hash_key, key_hint
 from apikeys.models import ApiKey
@@ -80,13 +81,14 @@ def apikey_create(
     if tenant_id is not None:
         tenant = Tenant.objects.filter(pk=tenant_id).first()
         if tenant is None:
-            raise ApplicationError(ErrorCode.TENANT_003, f"Tenant '{tenant_id}' does not exist."[:200])
+            raise ApplicationError(ErrorCode.TENANT_003,
+                                   (gettext("Tenant '%(tenant_id)s' does not exist.") % {"tenant_id": tenant_id})[:200])
     agent = Agent.objects.select_related("tenant").filter(pk=agent_id).first()
     if agent is None or (tenant is not None and agent.tenant_id != tenant.pk):
         raise ApplicationError(
             ErrorCode.AGENT_004,
-            f"Agent '{agent_id}' does not exist in this tenant."[:200] if tenant is not None
-            else f"Agent '{agent_id}' does not exist."[:200],
+            ((gettext("Agent '%(agent_id)s' does not exist in this tenant.") if tenant is not None
+              else gettext("Agent '%(agent_id)s' does not exist.")) % {"agent_id": agent_id})[:200],
             tenant_id=tenant.pk if tenant is not None else None,
         )
     tenant = agent.tenant
@@ -178,7 +180,7 @@ def apikey_rotate(*, api_key: ApiKey, grace_seconds: int = 0) -> tuple[ApiKey, s
         raise ApplicationError(ErrorCode.KEY_001, "The API key does not exist.")
     status = locked.status_at(now)
     if status != ApiKey.Status.ACTIVE:
-        raise ApplicationError(ErrorCode.KEY_003, f"Only an active key can be rotated; this key is {status}.",
+        raise ApplicationError(ErrorCode.KEY_003, gettext("Only an active key can be rotated; this key is %(status)s.") % {"status": status},
                                tenant_id=api_key.tenant_id)
     before = snapshot(api_key, _ROTATED)
     if grace_seconds > 0:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apikeys import ratelimit, usage
 from apikeys.keys import ParsedKey, parse_key
@@ -136,7 +137,8 @@ def verdict_sentence(result: Verification) -> str | None:
     if result.code is None:
         return None
     if result.code == ErrorCode.AUTH_003:
-        return f"The API key does not have the permission '{result.required_permission}'."
+        return gettext("The API key does not have the permission '%(permission)s'.") % {
+            "permission": result.required_permission}
     return result.code.spec.error  # the catalogue's sentence (core/errors.py)
 
 

@@ -24,11 +24,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+from django.utils.translation import gettext, gettext_noop
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "agent_config.schema.json"
 CONFIG_SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
-NOT_AN_OBJECT = "Must be a JSON object."
+NOT_AN_OBJECT = gettext_noop("Must be a JSON object.")
 
 
 def resolve(node: dict) -> dict:
@@ -121,44 +122,58 @@ def _fmt(value) -> str:
 
 
 def describe(node: dict) -> str:
-    """The error message of a schema node, built from its type and range."""
+    """The error message of a schema node, built from its type and range, in the active language."""
     node = resolve(node)
     if "x-message" in node:
-        return node["x-message"]
+        return gettext(node["x-message"])
     kind = node.get("type")
     if kind in ("integer", "number"):
-        noun = "an integer" if kind == "integer" else "a number"
         low, high, exclusive = node.get("minimum"), node.get("maximum"), node.get("exclusiveMinimum")
+        integer = kind == "integer"
         if low is not None and high is not None:
-            return f"Must be {noun} between {_fmt(low)} and {_fmt(high)}."
+            text = (gettext("Must be an integer between %(low)s and %(high)s.") if integer
+                    else gettext("Must be a number between %(low)s and %(high)s."))
+            return text % {"low": _fmt(low), "high": _fmt(high)}
         if low is not None:
-            return f"Must be {noun} greater than or equal to {_fmt(low)}."
+            text = (gettext("Must be an integer greater than or equal to %(low)s.") if integer
+                    else gettext("Must be a number greater than or equal to %(low)s."))
+            return text % {"low": _fmt(low)}
         if exclusive is not None:
-            return f"Must be {noun} greater than {_fmt(exclusive)}."
-        return f"Must be {noun}."
+            text = (gettext("Must be an integer greater than %(low)s.") if integer
+                    else gettext("Must be a number greater than %(low)s."))
+            return text % {"low": _fmt(exclusive)}
+        return gettext("Must be an integer.") if integer else gettext("Must be a number.")
     if kind == "string":
         low, high = node.get("minLength"), node.get("maxLength")
+        if node.get("format") == "http-url-or-empty":
+            return gettext('Must be "" or an absolute http(s) URL of at most %(high)s characters.') % {"high": high}
         if node.get("format") == "regex":
-            extra = " that is a valid regular expression"
-        elif node.get("format") == "http-url-or-empty":
-            return f'Must be "" or an absolute http(s) URL of at most {high} characters.'
+            if low and high:
+                text = gettext("Must be a string of %(low)s to %(high)s characters that is a valid regular expression.")
+            elif high:
+                text = gettext("Must be a string of at most %(high)s characters that is a valid regular expression.")
+            else:
+                text = gettext("Must be a string that is a valid regular expression.")
+        elif low and high:
+            text = gettext("Must be a string of %(low)s to %(high)s characters.")
+        elif high:
+            text = gettext("Must be a string of at most %(high)s characters.")
         else:
-            extra = ""
-        if low and high:
-            return f"Must be a string of {low} to {high} characters{extra}."
-        if high:
-            return f"Must be a string of at most {high} characters{extra}."
-        return f"Must be a string{extra}."
+            text = gettext("Must be a string.")
+        return text % {"low": low, "high": high} if "%(" in text else text
     if kind == "boolean":
-        return "Must be a boolean (true or false)."
+        return gettext("Must be a boolean (true or false).")
     if kind == "object":
-        return NOT_AN_OBJECT
+        return gettext(NOT_AN_OBJECT)
     if kind == "array":
         if "maxItems" in node:
-            return f"Must be an array of at most {node['maxItems']} items."
-        return "Must be an array."
-    return "Invalid value."
+            return gettext("Must be an array of at most %(count)s items.") % {"count": node["maxItems"]}
+        return gettext("Must be an array.")
+    return gettext("Invalid value.")
 
+
+# x-message sentences of the schema, for the translation catalogue.
+_SCHEMA_MESSAGES = (gettext_noop("Must be a string of at most 5000 characters or a JSON object."),)
 
 
 def _to_openapi(node: Any, *, request: bool) -> Any:

@@ -150,7 +150,7 @@ class ApiBodyGuardMiddleware(_SyncAndAsync):
         limit = settings.MAIMCONFIG_MAX_BODY_BYTES
         if length > limit:
             return error_response(request, ErrorCode.PAYLOAD_TOO_LARGE,
-                                  f"The request body must be at most {limit} bytes.")
+                                  gettext("The request body must be at most %(limit)s bytes.") % {"limit": limit})
         content_type = meta.get("CONTENT_TYPE", "")
         media_type, _, params = content_type.partition(";")
         if media_type.strip().lower() != "application/json":
@@ -170,7 +170,7 @@ class ApiBodyGuardMiddleware(_SyncAndAsync):
                 body = None
             if body is None or len(body) > limit:
                 return error_response(request, ErrorCode.PAYLOAD_TOO_LARGE,
-                                      f"The request body must be at most {limit} bytes.")
+                                      gettext("The request body must be at most %(limit)s bytes.") % {"limit": limit})
         return None
 
 

@@ -42,7 +42,8 @@ def _lock_scope(*, tenant_id: str, agent_id: str | None):
     if agent_id is not None:
         agent = Agent.objects.filter(pk=agent_id, tenant_id=tenant.pk).first()
         if agent is None:
-            raise ApplicationError(ErrorCode.AGENT_004, f"Agent '{agent_id}' does not exist in this tenant."[:200],
+            raise ApplicationError(ErrorCode.AGENT_004, (gettext("Agent '%(agent_id)s' does not exist in this tenant.")
+                                                         % {"agent_id": agent_id})[:200],
                                    tenant_id=tenant.pk)
     return tenant, agent
 

@@ -7,6 +7,8 @@ import json
 import math
 from typing import Any
 
+from django.utils.translation import gettext, gettext_noop
+
 from agents.configdoc.paths import path_of
 from agents.configdoc.secrets import provider_key, providers
 from catalogue.schema import CONFIG_SCHEMA, KNOWN_TASKS, NOT_AN_OBJECT, describe, resolve, validator
@@ -19,12 +21,15 @@ from core.validation import MAX_JSON_DEPTH, MAX_JSON_NESTING, NON_FIELD, too_dee
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_DEPTH = MAX_JSON_DEPTH  # the one depth rule of stored JSON (core.validation): 31 nested objects/arrays
 
-TOO_LARGE = f"The configuration document must be at most {MAX_DOCUMENT_BYTES} bytes when serialized."
-TOO_DEEP = f"The configuration document must not be nested deeper than {MAX_JSON_NESTING} levels of objects and arrays."
-NOT_FINITE = "The configuration document must not contain numbers outside the range of JSON (such as 1e999)."
-DUPLICATE_NAME = "Names must be unique within {list_name} (case-insensitive); '{name}' is repeated."
-SYSTEM_PROVIDER_DEFINED = "'{name}' is a system provider; agents cannot define a provider with this name."
-SYSTEM_PROVIDER_REFERENCED = "'{name}' is a system provider; agents cannot reference it in their own models."
+TOO_LARGE = gettext_noop("The configuration document must be at most {limit} bytes when serialized.")
+TOO_DEEP = gettext_noop("The configuration document must not be nested deeper than {limit} levels of objects and "
+                        "arrays.")
+NOT_FINITE = gettext_noop("The configuration document must not contain numbers outside the range of JSON (such as "
+                          "1e999).")
+DUPLICATE_NAME = gettext_noop("Names must be unique within {list_name} (case-insensitive); '{name}' is repeated.")
+SYSTEM_PROVIDER_DEFINED = gettext_noop("'{name}' is a system provider; agents cannot define a provider with this name.")
+SYSTEM_PROVIDER_REFERENCED = gettext_noop("'{name}' is a system provider; agents cannot reference it in their own "
+                                          "models.")
 
 __all__ = ["NOT_AN_OBJECT", "check_system_providers", "document_warnings", "raise_if_invalid", "validate_document"]
 
@@ -35,19 +40,19 @@ def _document_size(doc: dict) -> int:
 
 def _check_limits(doc: dict) -> str | None:
     if too_deep(doc):
-        return TOO_DEEP
+        return gettext(TOO_DEEP).format(limit=MAX_JSON_NESTING)
     stack = [doc]
     while stack:
         value = stack.pop()
         if isinstance(value, float):
             if not math.isfinite(value):
-                return NOT_FINITE
+                return gettext(NOT_FINITE)
         elif isinstance(value, dict):
             stack.extend(v for v in value.values() if isinstance(v, (dict, list, float)))
         elif isinstance(value, list):
             stack.extend(v for v in value if isinstance(v, (dict, list, float)))
     if _document_size(doc) > MAX_DOCUMENT_BYTES:
-        return TOO_LARGE
+        return gettext(TOO_LARGE).format(limit=MAX_DOCUMENT_BYTES)
     return None
 
 
@@ -64,9 +69,9 @@ def _schema_errors(doc: dict, prefix: str) -> dict[str, list[str]]:
         if error.validator == "required":
             for name in error.validator_value:
                 if isinstance(error.instance, dict) and name not in error.instance:
-                    add(path_of([*parts, name], prefix), "This field is required.")
+                    add(path_of([*parts, name], prefix), gettext("This field is required."))
         elif error.validator == "maxItems":
-            add(path_of(parts, prefix), f"Must have at most {error.validator_value} items.")
+            add(path_of(parts, prefix), gettext("Must have at most %(count)s items.") % {"count": error.validator_value})
         else:
             add(path_of(parts, prefix), describe(error.schema))
     return errors
@@ -92,7 +97,7 @@ def _name_errors(doc: dict, prefix: str) -> dict[str, list[str]]:
             key = provider_key(entry["name"])
             if key in seen:
                 path = path_of(["config_overrides", "model", list_name, index, "name"], prefix)
-                errors.setdefault(path, []).append(DUPLICATE_NAME.format(list_name=list_name, name=entry["name"]))
+                errors.setdefault(path, []).append(gettext(DUPLICATE_NAME).format(list_name=list_name, name=entry["name"]))
             seen.add(key)
     return errors
 
@@ -112,7 +117,7 @@ def _egress_errors(doc: dict, prefix: str) -> dict[str, list[str]]:
 
 def raise_if_invalid(doc: Any, *, prefix: str, whole_key: str) -> None:
     if not isinstance(doc, dict):
-        raise validation_error({prefix or whole_key: [NOT_AN_OBJECT]}, code=ErrorCode.AGENT_012)
+        raise validation_error({prefix or whole_key: [gettext(NOT_AN_OBJECT)]}, code=ErrorCode.AGENT_012)
     problem = _check_limits(doc)
     if problem:
         raise validation_error({prefix or whole_key: [problem]}, code=ErrorCode.AGENT_012)
@@ -152,7 +157,7 @@ def check_system_providers(doc: dict, *, prefix: str = "", system_providers: set
             value = entry.get(field) if isinstance(entry, dict) else None
             if isinstance(value, str) and provider_key(value) in system_providers:
                 path = path_of(["config_overrides", "model", list_name, index, field], prefix)
-                errors[path] = [message.format(name=value.strip())]
+                errors[path] = [gettext(message).format(name=value.strip())]
     if errors:
         raise validation_error(errors, code=ErrorCode.AGENT_011)
 

@@ -108,3 +108,20 @@ def test_editor_schema_is_translated():
         english = editor_schema_json()
     assert "Core personality and identity." in english and "Core personality and identity." not in chinese
     assert '"$ref"' not in english and "$defs" not in english  # references inlined for json-editor
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language, expected", [
+    ("zh-CN", "config_overrides.chat.max_context_size: 必须是 1 到 200 之间的整数。"),
+    ("en", "config_overrides.chat.max_context_size: Must be an integer between 1 and 200."),
+])
+def test_agent_config_errors_follow_accept_language(operator_client, language, expected):
+    """The configuration document's schema sentences (catalogue.schema.describe) are translated too."""
+    from agents.tests.factories import AgentFactory
+
+    agent = AgentFactory()
+    body = operator_client.patch(f"/api/v2/agents/{agent.id}/config",
+                                 {"config_overrides": {"chat": {"max_context_size": 0}}}, format="json",
+                                 HTTP_ACCEPT_LANGUAGE=language).json()
+    assert body["error_code"] == "AGENT_012"
+    assert body["error"] == expected
