@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity bench-inprocess clean messages
+.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity bench-inprocess bench-chat-inprocess clean messages
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -90,6 +90,11 @@ bench-inprocess: install
 # verification and heartbeats run at 50 req/s each; MariaDB + Redis (see bench/run_chat_bench.sh).
 bench-chat: install
 	bench/run_chat_bench.sh
+
+# CPU time per chat request in-process (the ASGI app driven directly; an instant loopback upstream). Uses
+# DATABASE_URL/CACHE_URL of the environment (migrated); BENCH_PROFILE=file writes a cProfile.
+bench-chat-inprocess: install
+	BENCH_N=$${BENCH_N:-300} $(PY) bench/chat_inprocess.py
 
 # Extract every marked string into locale/zh_Hans/LC_MESSAGES/django.po (existing translations are kept,
 # vanished ones dropped), then compile the .mo the service reads. Idempotent; both files are committed.
