@@ -9,7 +9,7 @@ class ChatConfig(AppConfig):
     def ready(self):
         from core.lanes import on_startup
 
-        # Load the TLS trust store and the SDK before the first chat request, not during its deadline.
+        # Load the TLS trust store and the HTTP client before the first chat request, not during its deadline.
         on_startup(_warm_up)
 
 

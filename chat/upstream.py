@@ -110,8 +110,8 @@ def request_body(target: ModelTarget, messages: list[dict], overrides: dict | No
 
 def _http_request(http_client: httpx2.AsyncClient, target: ModelTarget, messages: list[dict],
                   overrides: dict | None, stream: bool) -> httpx2.Request:
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json",
-               "User-Agent": _USER_AGENT}
+    # `Accept: application/json` for streams too, as the official SDKs send it (providers answer SSE anyway).
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": _USER_AGENT}
     if target.api_key:  # a provider without a key: no Authorization header at all
         headers["Authorization"] = f"Bearer {target.api_key}"
     content = json.dumps(request_body(target, messages, capped_max_tokens(target, overrides), stream),
