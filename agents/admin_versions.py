@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from agents import configdoc, services
 from agents.models import Agent, AgentConfigVersion
 from audit.services import changes_between
-from core.admin import error_lines
+from core.admin import ReadOnlyModelAdmin, error_lines
 from core.exceptions import ApplicationError
 
 
@@ -37,7 +37,7 @@ def _diff_rows(changes: dict) -> list[tuple[str, str, str]]:
 
 
 @admin.register(AgentConfigVersion)
-class AgentConfigVersionAdmin(admin.ModelAdmin):
+class AgentConfigVersionAdmin(ReadOnlyModelAdmin):
     list_display = ("agent", "number", "created_at", "actor", "source", "restored_from", "compare_link")
     list_filter = ("source",)
     search_fields = ("=agent__id", "agent__name", "=actor", "=request_id")
@@ -47,14 +47,6 @@ class AgentConfigVersionAdmin(admin.ModelAdmin):
               "document_masked", "rollback_button")
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("document")

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
+from core.admin import ReadOnlyModelAdmin
 
 
 def _shown(value) -> str:
@@ -37,7 +38,10 @@ class ActorFilter(_TextFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
+    """Read-only: events are written by the audited services and removed only by the retention purge
+    (`manage.py purge_audit_events`)."""
+
     list_display = ("occurred_at", "actor", "action", "target_type", "target_id", "tenant_id", "summary")
     list_filter = ("action", "target_type", ActorFilter, TenantFilter)
     search_fields = ("=target_id", "=tenant_id", "=actor", "=request_id")
@@ -48,15 +52,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     readonly_fields = fields
     list_per_page = 50
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Only the retention purge (manage.py purge_audit_events) removes events.
-        return False
 
     @admin.display(description=_("changed fields"))
     def summary(self, obj: AuditEvent) -> str:

@@ -2,10 +2,14 @@
 
 from contextlib import contextmanager
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from core.exceptions import ApplicationError
+from core.models import OperatorToken
 
 
 def error_lines(exc: ApplicationError | ValidationError) -> list[str]:
@@ -79,7 +83,8 @@ class ServiceModelAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
-    """Browse only: rows are written by bots through the API."""
+    """Browse only: the rows are written by the services (bots through the API, audited writes, config
+    versions), never added, changed or deleted here."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -93,11 +98,7 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
 # --- Operator tokens (spec §1.13) -------------------------------------------------------------------
 
-from django import forms  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.utils.translation import gettext_lazy as _  # noqa: E402
 
-from core.models import OperatorToken  # noqa: E402
 
 
 class OperatorTokenAddForm(forms.ModelForm):
