@@ -188,16 +188,6 @@ class ChatLaneHandler(ASGIHandler):
             handler = convert_exception_to_response(instance)
         self._middleware_chain = handler
 
-    async def __call__(self, scope, receive, send):
-        """Django's entry point without its per-request `ThreadSensitiveContext`, which gives every request
-        an executor thread of its own, started and joined per request (measured: two thread operations and
-        ~1 ms of CPU per chat request, `bench/chat_inprocess.py`). The chat lane's only thread-sensitive sync
-        calls are the receivers of the request signals (no sync middleware, async views; its database work
-        runs in `chat.aio`'s executor): they run in asgiref's one shared thread instead."""
-        if scope["type"] != "http":
-            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        await self.handle(scope, receive, send)
-
 
 # --- Sync lane: Django's WSGI handler in a bounded thread pool --------------------------------------
 
