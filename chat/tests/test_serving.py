@@ -146,4 +146,6 @@ def test_graceful_stop_lets_in_flight_chats_finish(served):
     for thread in threads:
         thread.join(60)
     assert [status for status, _ in results] == [200] * 4
-    assert proc.wait(timeout=60) == 0
+    # A liveness bound, not a speed check: above GUNICORN_GRACEFUL_TIMEOUT (70 s) so a slow, loaded machine
+    # still sees the workers finish by themselves.
+    assert proc.wait(timeout=150) == 0
