@@ -281,18 +281,28 @@ async def _releasing(chunks, slots: limits.Slots):
             pass
 
 
-def _send_prelude(call: DRFCall) -> _Prelude:
-    request = call.request
-    slots = _take_slots(request)  # CHAT_004 before the use is counted (§10.7)
+def _single_reply_prelude(input_serializer):
+    """The database burst before a one-reply route (`/api/v2/chat`, `/v1/chat/completions`) calls the model:
+    take the in-flight slots, check the key's scope, validate the body, load the agent."""
 
-    def prepare():
-        tenant_id, agent_id = authorize_key_scope(request)
-        serializer = ChatSendInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
-        return _Prelude(call, slots, prepared, tenant_id, data=serializer.validated_data)
+    def prelude(call: DRFCall) -> _Prelude:
+        request = call.request
+        slots = _take_slots(request)  # CHAT_004 before the use is counted (§10.7)
 
-    return _release_on_error(slots, prepare)
+        def prepare():
+            tenant_id, agent_id = authorize_key_scope(request)
+            serializer = input_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
+            return _Prelude(call, slots, prepared, tenant_id, data=serializer.validated_data)
+
+        return _release_on_error(slots, prepare)
+
+    return prelude
+
+
+_send_prelude = _single_reply_prelude(ChatSendInputSerializer)
+_openai_prelude = _single_reply_prelude(OpenAIChatCompletionInputSerializer)
 
 
 @transaction.non_atomic_requests
@@ -374,20 +384,6 @@ async def chat_batch(request):
     finally:
         await _release(p.slots)
     return p.call.respond(_batch_response(p.results, p.tenant_id))
-
-
-def _openai_prelude(call: DRFCall) -> _Prelude:
-    request = call.request
-    slots = _take_slots(request)
-
-    def prepare():
-        tenant_id, agent_id = authorize_key_scope(request)
-        serializer = OpenAIChatCompletionInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
-        return _Prelude(call, slots, prepared, tenant_id, data=serializer.validated_data)
-
-    return _release_on_error(slots, prepare)
 
 
 @transaction.non_atomic_requests
