@@ -26,6 +26,9 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "4000"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "70"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 keepalive = 5
+# Longest request line gunicorn accepts (its maximum; the default 4094 refuses with a bare 414 a GET whose
+# query names a 100-character plugin in 4-byte UTF-8, percent-encoded).
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
 # gunicorn's runtime control socket (`gunicornc`) is off unless GUNICORN_CONTROL_SOCKET names a path: its default
 # path is shared by every master of the user, so two instances on one machine would take it from each other.
 if os.environ.get("GUNICORN_CONTROL_SOCKET"):
