@@ -45,7 +45,50 @@ def redis_available() -> bool:
     return bool(REDIS_SERVER)
 
 
-class PrivateMariaDB:
+class _ChildServer:
+    """A server process this module starts in its own session (a Ctrl-C of the test or chaos run does not
+    reach it; teardown stops it explicitly), waited for until it answers, stopped with `TERM` and, after
+    `timeout`, killed."""
+
+    process: subprocess.Popen | None = None
+    base: Path | None = None
+    _kill_group = False  # kill the whole process group (a gunicorn master and its workers)
+
+    def _spawn(self, args, *, what: str, log_hint: Path, timeout: float, interval: float, ready, **popen) -> None:
+        popen.setdefault("stdout", subprocess.DEVNULL)
+        popen.setdefault("stderr", subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, start_new_session=True, **popen)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{what} exited; see {log_hint}")
+            if ready():
+                return
+            time.sleep(interval)
+        raise RuntimeError(f"{what} did not start in time")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.process = None
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if self._kill_group:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+class PrivateMariaDB(_ChildServer):
     """`mariadbd` on 127.0.0.1:`port` with data in `base_dir` (created; removed by `destroy`)."""
 
     def __init__(self, port: int | None = None, base_dir: str | None = None, max_connections: int = 200):
@@ -70,17 +113,8 @@ class PrivateMariaDB:
                 "--skip-log-bin", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
                 f"--max-connections={self.max_connections}", "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_unicode_ci", f"--log-error={self.base / 'error.log'}"]
-        # Own session: a Ctrl-C of the test or chaos run does not reach it; teardown stops it explicitly.
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"private mariadbd exited; see {self.base / 'error.log'}")
-            if port_open(self.port) and self._ping():
-                return
-            time.sleep(0.1)
-        raise RuntimeError("private mariadbd did not start in time")
+        self._spawn(args, what="private mariadbd", log_hint=self.base / "error.log", timeout=timeout, interval=0.1,
+                    ready=lambda: port_open(self.port) and self._ping())
 
     def _ping(self) -> bool:
         result = subprocess.run([MARIADB_CLIENT, "-h127.0.0.1", f"-P{self.port}", "-uroot", "-e", "SELECT 1"],
@@ -114,16 +148,7 @@ class PrivateMariaDB:
         self.sql(f"SET GLOBAL read_only = {1 if on else 0}")
 
     def stop(self, timeout: float = 60) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.process = None
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
+        super().stop(timeout)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -131,12 +156,8 @@ class PrivateMariaDB:
             self.process.wait(timeout=10)
         self.process = None
 
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
-
-class PrivateRedis:
+class PrivateRedis(_ChildServer):
     """`redis-server` on 127.0.0.1:`port`; `persistent` keeps an append-only file across restarts."""
 
     def __init__(self, port: int | None = None, base_dir: str | None = None, persistent: bool = True):
@@ -150,35 +171,14 @@ class PrivateRedis:
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.base),
                 "--save", "", "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
                 "--daemonize", "no", "--logfile", str(self.base / "redis.log")]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"private redis-server exited; see {self.base / 'redis.log'}")
-            if port_open(self.port):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start in time")
+        self._spawn(args, what="private redis-server", log_hint=self.base / "redis.log", timeout=timeout,
+                    interval=0.05, ready=lambda: port_open(self.port))
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self, timeout: float = 20) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.process = None
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
+        super().stop(timeout)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,8 +189,10 @@ def gunicorn_command(python: str) -> list[str]:
     return [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"]
 
 
-class ServiceProcess:
+class ServiceProcess(_ChildServer):
     """The service under gunicorn with the project's config, on loopback, its log written to a file."""
+
+    _kill_group = True
 
     def __init__(self, env: dict[str, str], python: str, log_path: Path, port: int | None = None):
         self.port = port or free_port()
@@ -207,17 +209,12 @@ class ServiceProcess:
 
     def start(self, timeout: float = 60) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it until it stops
-        self.process = subprocess.Popen(gunicorn_command(self.python), cwd=ROOT, env=self.env, stdout=log,
-                                        stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited; see {self.log_path}")
-            if port_open(self.port):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("the service did not start in time")
+        try:
+            self._spawn(gunicorn_command(self.python), what="the service", log_hint=self.log_path, timeout=timeout,
+                        interval=0.1, ready=lambda: port_open(self.port), cwd=ROOT, env=self.env, stdout=log,
+                        stderr=log)
+        finally:
+            log.close()
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -228,15 +225,3 @@ class ServiceProcess:
             return []
         result = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
         return [int(pid) for pid in result.stdout.split()]
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.process = None
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
