@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity bench-inprocess bench-chat-inprocess clean messages
+.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity bench-inprocess bench-chat-inprocess bench-compare clean messages
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -80,6 +80,12 @@ bench-auth: install
 
 bench-activity: install
 	bench/run_activity_bench.sh
+
+# The original and this project side by side in one run (issue 11; README "Side by side with the original"):
+# start the original by hand, then `make bench-compare ORIGINAL_URL=http://127.0.0.1:8900 ORIGINAL_KEY=mmc_…`.
+# Without ORIGINAL_URL only this project's side runs. BENCH_ROUNDS (3), BENCH_DURATION (8 s per figure).
+bench-compare: install
+	ORIGINAL_URL="$(ORIGINAL_URL)" ORIGINAL_KEY="$(ORIGINAL_KEY)" bench/run_compare_bench.sh
 
 # CPU time and SQL statements per request of the bot routes, in-process (no socket; robust on a busy box).
 # Uses DATABASE_URL/CACHE_URL of the environment; BENCH_OPERATOR_TOKEN adds the operator routes.
