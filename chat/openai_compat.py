@@ -3,12 +3,12 @@
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from chat import metrics, upstream
 from chat.services import (PreparedChat, count_failure, count_usage, estimated_usage, generate_reply,
-                           offline_reply_of, with_keepalive, KEEPALIVE_SECONDS, Reply)
+                           offline_reply_of, releasing, with_keepalive, KEEPALIVE_SECONDS, Reply)
 from chat.aio import run_db
 from chat.streaming import KEEPALIVE, openai_chunk, sse_data
 from core.envelope import openai_error_body
@@ -61,16 +61,20 @@ def _usage(reply_usage) -> dict[str, int]:
             "total_tokens": reply_usage.total_tokens}
 
 
-async def completion_create(*, prepared: PreparedChat, data: dict, api_key_id: str | None) -> dict[str, Any]:
-    """A non-streaming completion in OpenAI's `chat.completion` shape."""
+async def completion_create(*, prepared: PreparedChat, data: dict, api_key_id: str | None,
+                            release: Callable[[], None] | None = None) -> dict[str, Any]:
+    """A non-streaming completion in OpenAI's `chat.completion` shape. `release` (the request's slots) runs
+    in the burst that counts the call."""
     messages = upstream_messages(prepared, data["messages"])
     try:
         reply = await generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]),
                                      overrides=overrides_of(data))
     except ApplicationError as exc:
-        await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
+        await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
+                            release=release)
         raise
-    await run_db(count_usage, route="openai", prepared=prepared, api_key_id=api_key_id, reply=reply)
+    await run_db(releasing, count_usage, release, route="openai", prepared=prepared, api_key_id=api_key_id,
+                 reply=reply)
     metrics.chat_request("openai", reply.responder, "ok")
     return {
         "id": completion_id(),
@@ -88,8 +92,8 @@ async def _single(text: str) -> AsyncIterator[str]:
     yield text
 
 
-async def completion_stream(*, prepared: PreparedChat, data: dict, api_key_id: str | None
-                            ) -> AsyncIterator[bytes]:
+async def completion_stream(*, prepared: PreparedChat, data: dict, api_key_id: str | None,
+                            release: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
     """A streaming completion (§11.4). The upstream is opened before this returns, so a failure to start
     raises ApplicationError (an ordinary 502/504); later failures end the stream with an error event. The
     whole call, stream included, is cut at the provider's deadline (§10.7)."""
@@ -98,19 +102,22 @@ async def completion_stream(*, prepared: PreparedChat, data: dict, api_key_id: s
     target = prepared.choice.target
     if target is None:
         reply = offline_reply_of(prepared, messages, _last_user_text(data["messages"]))
-        return _frames(prepared, include_usage, _single(reply.content), reply=reply, api_key_id=api_key_id)
+        return _frames(prepared, include_usage, _single(reply.content), reply=reply, api_key_id=api_key_id,
+                       release=release)
     try:
         stream = await upstream.open_stream(target, messages, overrides_of(data),
                                             deadline=upstream.deadline_for(target))
     except ApplicationError as exc:
-        await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
+        await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
+                            release=release)
         raise
     return _frames(prepared, include_usage, stream.fragments(), stream=stream, messages=messages,
-                   api_key_id=api_key_id)
+                   api_key_id=api_key_id, release=release)
 
 
 async def _frames(prepared: PreparedChat, include_usage: bool, fragments: AsyncIterator[str], *,
-                  reply: Reply | None = None, stream=None, messages=None, api_key_id=None) -> AsyncIterator[bytes]:
+                  reply: Reply | None = None, stream=None, messages=None, api_key_id=None,
+                  release: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
     base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
             "model": prepared.model}
     usage_field = {"usage": None} if include_usage else {}
@@ -125,7 +132,8 @@ async def _frames(prepared: PreparedChat, include_usage: bool, fragments: AsyncI
                 yield openai_chunk(base, [{"index": 0, "delta": {"content": fragment}, "finish_reason": None}],
                                    **usage_field)
         except ApplicationError as exc:
-            await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
+            await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
+                                release=release)
             yield sse_data(openai_error_body(exc.code.value, exc.status, exc.error))
             return
         except Exception as exc:  # noqa: BLE001 - an unexpected failure mid-stream: INTERNAL_ERROR, logged
@@ -138,7 +146,8 @@ async def _frames(prepared: PreparedChat, include_usage: bool, fragments: AsyncI
             metrics.observe_upstream(stream.target.provider_kind, time.perf_counter() - stream.started)
             reply = Reply(stream.content, prepared.model, "llm", stream.finish_reason,
                           stream.usage or estimated_usage(messages, stream.content), stream.latency_ms)
-            await run_db(count_usage, route="openai", prepared=prepared, api_key_id=api_key_id, reply=reply)
+            await run_db(releasing, count_usage, release, route="openai", prepared=prepared,
+                         api_key_id=api_key_id, reply=reply)
         yield openai_chunk(base, [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}], **usage_field)
         if include_usage:
             yield openai_chunk(base, [], _usage(reply.usage))

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -163,22 +163,42 @@ def count_usage(*, route: str, prepared: PreparedChat, api_key_id: str | None, r
         logger.exception("Recording chat usage counters failed")
 
 
-async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str | None, code: str) -> None:
+def releasing(fn, release: Callable[[], None] | None, /, **kwargs):
+    """`fn(**kwargs)`, then `release()` (the request's concurrency slots) however it ends: one burst for
+    the request's last database work and the release of its slots."""
+    try:
+        return fn(**kwargs)
+    finally:
+        if release is not None:
+            release()
+
+
+async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str | None, code: str,
+                        release: Callable[[], None] | None = None) -> None:
+    """Count an upstream failure; `release` (the slots) runs in the same burst when there is one."""
     metrics.chat_request(route, prepared.responder, code)
     if code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
-        await run_db(count_usage, route=route, prepared=prepared, api_key_id=api_key_id, error_code=code)
+        await run_db(releasing, count_usage, release, route=route, prepared=prepared, api_key_id=api_key_id,
+                     error_code=code)
 
 
 def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: str, user_id: str | None,
                     message: str, reply: Reply, request_id: str, received_at,
-                    route: str | None = None, prepared: PreparedChat | None = None) -> tuple[ChatMessage, ChatMessage]:
-    """Store one completed turn: the user's message and the reply, in one transaction; then count it."""
-    with _db_turn():
-        with transaction.atomic():
-            stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id, user_id=user_id,
-                            message=message, reply=reply, request_id=request_id, received_at=received_at)
-        if route is not None and prepared is not None:
-            count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
+                    route: str | None = None, prepared: PreparedChat | None = None,
+                    release: Callable[[], None] | None = None) -> tuple[ChatMessage, ChatMessage]:
+    """Store one completed turn: the user's message and the reply, in one transaction; then count it and
+    `release()` the request's slots (however the burst ends)."""
+    try:
+        with _db_turn():
+            with transaction.atomic():
+                stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
+                                user_id=user_id, message=message, reply=reply, request_id=request_id,
+                                received_at=received_at)
+            if route is not None and prepared is not None:
+                count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
+    finally:
+        if release is not None:
+            release()
     return stored
 
 
@@ -235,23 +255,61 @@ class TurnRequest:
     user_id: str | None = None
 
 
-async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None, request_id: str,
-                    route: str = "chat", deadline: float | None = None) -> dict[str, Any]:
-    """One non-streaming turn (spec §10.2): prompt -> reply -> store -> `data`. `deadline` (event-loop
-    time) cuts the upstream call earlier than its own deadline (a batch's bound)."""
+@dataclass
+class History:
+    """A turn's conversation and prompt, read in the request's first database burst (`read_history`).
+    A failure to read is kept in `error` for the turn to report (in a stream: an `error` event)."""
+
+    conversation_id: str
+    received_at: datetime
+    messages: list[dict] | None = None
+    error: Exception | None = None
+
+    def prompt(self) -> list[dict]:
+        if self.error is not None:
+            raise self.error
+        return self.messages
+
+
+def read_history(prepared: PreparedChat, turn: TurnRequest) -> History:
+    """In a burst: the turn's conversation id (a new one when absent) and its prompt messages."""
     received_at = timezone.now()
     conversation_id = turn.conversation_id or new_conversation_id()
     try:
-        messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id, message=turn.message)
+        messages = prompt_messages(prepared, conversation_id=conversation_id, message=turn.message)
+    except Exception as exc:  # noqa: BLE001 - reported by the turn (INTERNAL_ERROR)
+        return History(conversation_id, received_at, error=exc)
+    return History(conversation_id, received_at, messages)
+
+
+async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None, request_id: str,
+                    route: str = "chat", deadline: float | None = None, history: History | None = None,
+                    release: Callable[[], None] | None = None) -> dict[str, Any]:
+    """One non-streaming turn (spec §10.2): prompt -> reply -> store -> `data`. `deadline` (event-loop
+    time) cuts the upstream call earlier than its own deadline (a batch's bound). `history` is the prompt
+    read in the request's first burst (else read here); `release` frees the request's slots in the last
+    burst (storing the turn, or counting the failure)."""
+    if history is not None:
+        received_at, conversation_id = history.received_at, history.conversation_id
+    else:
+        received_at = timezone.now()
+        conversation_id = turn.conversation_id or new_conversation_id()
+    try:
+        if history is not None:
+            messages = history.prompt()
+        else:
+            messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id,
+                                    message=turn.message)
         if deadline is not None and asyncio.get_running_loop().time() >= deadline:
             raise ApplicationError(ErrorCode.CHAT_003, "The batch reached its time limit before this item ran.")
         reply = await generate_reply(prepared, messages, excerpt_source=turn.message, deadline=deadline)
         user_message, assistant = await run_db(
             chat_turn_store, agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id,
             user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
-            received_at=received_at, route=route, prepared=prepared)
+            received_at=received_at, route=route, prepared=prepared, release=release)
     except ApplicationError as exc:
-        await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
+        await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
+                            release=release)
         raise
     except Exception:
         metrics.chat_request(route, prepared.responder, ErrorCode.INTERNAL_ERROR.value)
@@ -297,17 +355,26 @@ def _internal_error(what: str, exc: BaseException) -> ApplicationError:
 
 
 async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None,
-                      request_id: str) -> AsyncIterator[tuple[str, Any]]:
+                      request_id: str, history: History | None = None,
+                      release: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, Any]]:
     """The events of a streamed turn: ("start", dict), ("delta", dict)…, then ("done", data) or
     ("error", ApplicationError); (":", None) is a keep-alive. Closing the generator before the end
-    (client disconnect) abandons the upstream call and stores nothing."""
-    received_at = timezone.now()
-    conversation_id = turn.conversation_id or new_conversation_id()
+    (client disconnect) abandons the upstream call and stores nothing. `history` and `release` as in
+    `chat_send`."""
+    if history is not None:
+        received_at, conversation_id = history.received_at, history.conversation_id
+    else:
+        received_at = timezone.now()
+        conversation_id = turn.conversation_id or new_conversation_id()
     agent = prepared.agent
     yield "start", {"conversation_id": conversation_id, "tenant_id": agent.tenant_id, "agent_id": agent.id,
                     "model": prepared.model, "responder": prepared.responder, "request_id": request_id}
     try:
-        messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id, message=turn.message)
+        if history is not None:
+            messages = history.prompt()
+        else:
+            messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id,
+                                    message=turn.message)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 1 of 3
         metrics.chat_request("chat", prepared.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Reading the conversation failed", exc)
@@ -334,7 +401,8 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
                 else:
                     yield "delta", {"content": fragment}
         except ApplicationError as exc:
-            await count_failure(route="chat", prepared=prepared, api_key_id=api_key_id, code=exc.code.value)
+            await count_failure(route="chat", prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
+                                release=release)
             yield "error", exc
             return
         except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 2 of 3
@@ -351,7 +419,7 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
         user_message, assistant = await run_db(
             chat_turn_store, agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
             user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id, received_at=received_at,
-            route="chat", prepared=prepared)
+            route="chat", prepared=prepared, release=release)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 3 of 3
         metrics.chat_request("chat", reply.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Storing the chat turn failed", exc)

@@ -243,6 +243,7 @@ class _Prelude:
     prepared: services.PreparedChat
     tenant_id: str
     data: Any = None
+    history: services.History | None = None
     items: list | None = None
     results: dict | None = None
 
@@ -262,6 +263,8 @@ def _release_on_error(slots: limits.Slots, work):
 
 
 async def _release(slots: limits.Slots) -> None:
+    if slots.released:  # freed in the request's last burst: no hop
+        return
     try:
         await run_db(slots.release)
     except BaseException:  # cancelled (client gone) or the executor failed: release in the background
@@ -281,9 +284,11 @@ async def _releasing(chunks, slots: limits.Slots):
             pass
 
 
-def _single_reply_prelude(input_serializer):
+def _single_reply_prelude(input_serializer, *, history: bool = False):
     """The database burst before a one-reply route (`/api/v2/chat`, `/v1/chat/completions`) calls the model:
-    take the in-flight slots, check the key's scope, validate the body, load the agent."""
+    take the in-flight slots, check the key's scope, validate the body, load the agent, and with `history`
+    read the conversation's prompt (`/api/v2/chat`), so that the request makes one burst before the model
+    and one after."""
 
     def prelude(call: DRFCall) -> _Prelude:
         request = call.request
@@ -294,14 +299,23 @@ def _single_reply_prelude(input_serializer):
             serializer = input_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             prepared = services.chat_prepare(agent=selectors.key_agent(agent_id=agent_id))
-            return _Prelude(call, slots, prepared, tenant_id, data=serializer.validated_data)
+            data = serializer.validated_data
+            read = None
+            if history:
+                read = services.read_history(prepared, _turn(data))
+            return _Prelude(call, slots, prepared, tenant_id, data=data, history=read)
 
         return _release_on_error(slots, prepare)
 
     return prelude
 
 
-_send_prelude = _single_reply_prelude(ChatSendInputSerializer)
+def _turn(data) -> services.TurnRequest:
+    return services.TurnRequest(message=data["message"], conversation_id=data.get("conversation_id"),
+                                user_id=data.get("user_id"))
+
+
+_send_prelude = _single_reply_prelude(ChatSendInputSerializer, history=True)
 _openai_prelude = _single_reply_prelude(OpenAIChatCompletionInputSerializer)
 
 
@@ -313,17 +327,17 @@ async def chat_send(request):
     if isinstance(p, HttpResponseBase):
         return p
     data = p.data
-    turn = services.TurnRequest(message=data["message"], conversation_id=data.get("conversation_id"),
-                                user_id=data.get("user_id"))
+    turn = _turn(data)
     api_key_id = p.call.request.auth.api_key_id
     if data.get("stream"):
         events = services.chat_stream(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
-                                      request_id=request.request_id)
+                                      request_id=request.request_id, history=p.history, release=p.slots.release)
         return p.call.respond(event_stream_response(
             _releasing(chat_event_stream(events, tenant_id=p.tenant_id), p.slots)))
     try:
         payload = await services.chat_send(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
-                                           request_id=request.request_id)
+                                           request_id=request.request_id, history=p.history,
+                                           release=p.slots.release)
     except Exception as exc:  # noqa: BLE001 - answered through the one exception handler
         return p.call.fail(exc)
     finally:
@@ -397,10 +411,12 @@ async def openai_chat_completions(request):
     streaming = False
     try:
         if p.data.get("stream"):
-            chunks = await openai_compat.completion_stream(prepared=p.prepared, data=p.data, api_key_id=api_key_id)
+            chunks = await openai_compat.completion_stream(prepared=p.prepared, data=p.data, api_key_id=api_key_id,
+                                                           release=p.slots.release)
             streaming = True
             return p.call.respond(event_stream_response(_releasing(chunks, p.slots)))
-        body = await openai_compat.completion_create(prepared=p.prepared, data=p.data, api_key_id=api_key_id)
+        body = await openai_compat.completion_create(prepared=p.prepared, data=p.data, api_key_id=api_key_id,
+                                                     release=p.slots.release)
     except Exception as exc:  # noqa: BLE001
         return p.call.fail(exc)
     finally:
