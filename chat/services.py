@@ -100,11 +100,15 @@ def estimated_usage(messages: list[dict], content: str) -> Usage:
     return Usage(prompt, completion, prompt + completion, True)
 
 
-def prompt_messages(prepared: PreparedChat, *, conversation_id: str, message: str) -> list[dict]:
-    """System prompt, the last `max_context_size` stored turns (oldest first), then the new message."""
-    with _db_turn():
-        turns = conversation_recent_turns(agent_id=prepared.agent.id, conversation_id=conversation_id,
-                                          turns=prepared.max_context_size)
+def prompt_messages(prepared: PreparedChat, *, conversation_id: str, message: str,
+                    fresh: bool = False) -> list[dict]:
+    """System prompt, the last `max_context_size` stored turns (oldest first), then the new message. A
+    `fresh` conversation (its id just generated here) has no stored turn: no query."""
+    turns: list[tuple[str, str]] = []
+    if not fresh:
+        with _db_turn():
+            turns = conversation_recent_turns(agent_id=prepared.agent.id, conversation_id=conversation_id,
+                                              turns=prepared.max_context_size)
     messages = [{"role": "system", "content": prepared.system_prompt}]
     for user_text, reply_text in turns:
         messages.append({"role": "user", "content": user_text})
@@ -185,15 +189,16 @@ async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str |
 def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: str, user_id: str | None,
                     message: str, reply: Reply, request_id: str, received_at,
                     route: str | None = None, prepared: PreparedChat | None = None,
-                    release: Callable[[], None] | None = None) -> tuple[ChatMessage, ChatMessage]:
+                    release: Callable[[], None] | None = None, fresh: bool = False) -> tuple[ChatMessage, ChatMessage]:
     """Store one completed turn: the user's message and the reply, in one transaction; then count it and
-    `release()` the request's slots (however the burst ends)."""
+    `release()` the request's slots (however the burst ends). A `fresh` conversation (id generated for
+    this turn) is inserted without looking it up first."""
     try:
         with _db_turn():
             with transaction.atomic():
                 stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
                                 user_id=user_id, message=message, reply=reply, request_id=request_id,
-                                received_at=received_at)
+                                received_at=received_at, fresh=fresh)
             if route is not None and prepared is not None:
                 count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
     finally:
@@ -202,13 +207,20 @@ def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: st
     return stored
 
 
-def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at):
+def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at, fresh=False):
+    """The turn's rows: the conversation (created or moved on), then both messages in one INSERT."""
     now = timezone.now()
     replied_at = now if now > received_at else received_at + timedelta(microseconds=1)
-    conversation, created = ChatConversation.objects.get_or_create(
-        agent=agent, conversation_id=conversation_id,
-        defaults={"tenant_id": agent.tenant_id, "created_at": received_at, "last_message_at": replied_at},
-    )
+    if fresh:
+        conversation, created = ChatConversation(agent=agent, conversation_id=conversation_id,
+                                                 tenant_id=agent.tenant_id, created_at=received_at,
+                                                 last_message_at=replied_at), True
+        conversation.save(force_insert=True)
+    else:
+        conversation, created = ChatConversation.objects.get_or_create(
+            agent=agent, conversation_id=conversation_id,
+            defaults={"tenant_id": agent.tenant_id, "created_at": received_at, "last_message_at": replied_at},
+        )
     if not created:
         ChatConversation.objects.filter(pk=conversation.pk, last_message_at__lt=replied_at).update(
             last_message_at=replied_at)
@@ -216,7 +228,6 @@ def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, reque
               "user_id": user_id, "request_id": request_id[:128]}
     user_message = ChatMessage(id=new_message_id(), role=ChatMessage.Role.USER, content=message,
                                created_at=received_at, **common)
-    user_message.save(force_insert=True)
     assistant = ChatMessage(
         id=new_message_id(), role=ChatMessage.Role.ASSISTANT, content=reply.content, reply_to=user_message,
         model=reply.model, responder=reply.responder, finish_reason=reply.finish_reason,
@@ -224,7 +235,7 @@ def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, reque
         total_tokens=reply.usage.total_tokens, usage_estimated=reply.usage.estimated, latency_ms=reply.latency_ms,
         created_at=replied_at, **common,
     )
-    assistant.save(force_insert=True)
+    ChatMessage.objects.bulk_create([user_message, assistant])  # the user's message first (reply_to)
     return user_message, assistant
 
 
@@ -274,9 +285,10 @@ class History:
 def read_history(prepared: PreparedChat, turn: TurnRequest) -> History:
     """In a burst: the turn's conversation id (a new one when absent) and its prompt messages."""
     received_at = timezone.now()
+    fresh = not turn.conversation_id
     conversation_id = turn.conversation_id or new_conversation_id()
     try:
-        messages = prompt_messages(prepared, conversation_id=conversation_id, message=turn.message)
+        messages = prompt_messages(prepared, conversation_id=conversation_id, message=turn.message, fresh=fresh)
     except Exception as exc:  # noqa: BLE001 - reported by the turn (INTERNAL_ERROR)
         return History(conversation_id, received_at, error=exc)
     return History(conversation_id, received_at, messages)
@@ -299,14 +311,15 @@ async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: st
             messages = history.prompt()
         else:
             messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id,
-                                    message=turn.message)
+                                    message=turn.message, fresh=not turn.conversation_id)
         if deadline is not None and asyncio.get_running_loop().time() >= deadline:
             raise ApplicationError(ErrorCode.CHAT_003, "The batch reached its time limit before this item ran.")
         reply = await generate_reply(prepared, messages, excerpt_source=turn.message, deadline=deadline)
         user_message, assistant = await run_db(
             chat_turn_store, agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id,
             user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
-            received_at=received_at, route=route, prepared=prepared, release=release)
+            received_at=received_at, route=route, prepared=prepared, release=release,
+            fresh=not turn.conversation_id)
     except ApplicationError as exc:
         await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
                             release=release)
@@ -374,7 +387,7 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
             messages = history.prompt()
         else:
             messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id,
-                                    message=turn.message)
+                                    message=turn.message, fresh=not turn.conversation_id)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 1 of 3
         metrics.chat_request("chat", prepared.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Reading the conversation failed", exc)
@@ -419,7 +432,7 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
         user_message, assistant = await run_db(
             chat_turn_store, agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
             user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id, received_at=received_at,
-            route="chat", prepared=prepared, release=release)
+            route="chat", prepared=prepared, release=release, fresh=not turn.conversation_id)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 3 of 3
         metrics.chat_request("chat", reply.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Storing the chat turn failed", exc)

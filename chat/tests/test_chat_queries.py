@@ -1,0 +1,98 @@
+"""SQL statements per chat request (issue 10: CPU per chat): the chat lane reads the agent and the
+conversation's history in one burst before the model and stores the turn in one burst after it, with a
+bounded number of statements whatever the database and cache (key verification and the use counter add
+theirs: none with Redis)."""
+
+import re
+import threading
+
+import pytest
+from django.db.backends import utils as db_utils
+
+from chat.models import ChatConversation, ChatMessage
+from chat.tests.conftest import key_for, lane_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAT = "/api/v2/chat"
+COMPLETIONS = "/v1/chat/completions"
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """Every SQL statement run in this process (all threads: the chat lane's bursts run in its executor)."""
+    seen: list[str] = []
+    lock = threading.Lock()
+    original = db_utils.CursorWrapper._execute
+
+    def counting(self, sql, params, *ignored):
+        with lock:
+            seen.append(sql)
+        return original(self, sql, params, *ignored)
+
+    monkeypatch.setattr(db_utils.CursorWrapper, "_execute", counting)
+    return seen
+
+
+_TABLE = re.compile(r"^\s*(?:SELECT\b.*?\bFROM|INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+[`\"]?(\w+)", re.S | re.I)
+
+
+def _table(sql: str) -> str:
+    match = _TABLE.match(sql)
+    return match.group(1) if match else ""
+
+
+def _on(statements, table: str, verb: str) -> int:
+    """Statements `verb` (SELECT, INSERT, UPDATE) whose main table is `table`."""
+    return sum(1 for sql in statements if sql.lstrip().upper().startswith(verb) and _table(sql) == table)
+
+
+def _chat_statements(statements) -> list[str]:
+    """The chat lane's own statements (the agent, conversations, messages, usage counters); key
+    verification and the key's use counter are the bot lane's (none with Redis)."""
+    return [sql for sql in statements
+            if _table(sql) in ("agents_agent", "chat_chatconversation", "chat_chatmessage", "metering_usagecounter")]
+
+
+def test_statements_of_a_chat_in_a_new_conversation(llm_agent, fake_llm, statements):
+    key = key_for(llm_agent)
+    client = lane_client(key.raw_key)
+    assert client.post(CHAT, {"message": "warm"}).status_code == 200
+    statements.clear()
+    response = client.post(CHAT, {"message": "hello"})
+    assert response.status_code == 200
+    assert _on(statements, "agents_agent", "SELECT") == 1
+    assert _on(statements, "chat_chatmessage", "SELECT") == 0  # a new conversation has no history to read
+    assert _on(statements, "chat_chatconversation", "SELECT") == 0
+    assert _on(statements, "chat_chatconversation", "INSERT") == 1
+    assert _on(statements, "chat_chatmessage", "INSERT") == 1  # both messages in one statement
+    assert len(_chat_statements(statements)) <= 4, _chat_statements(statements)
+
+
+def test_statements_of_a_chat_in_an_existing_conversation(llm_agent, fake_llm, statements):
+    key = key_for(llm_agent)
+    client = lane_client(key.raw_key)
+    first = client.post(CHAT, {"message": "one", "conversation_id": "conv_queries"})
+    assert first.status_code == 200
+    statements.clear()
+    assert client.post(CHAT, {"message": "two", "conversation_id": "conv_queries"}).status_code == 200
+    assert _on(statements, "agents_agent", "SELECT") == 1
+    assert _on(statements, "chat_chatmessage", "SELECT") == 1  # the history, one query
+    assert _on(statements, "chat_chatmessage", "INSERT") == 1
+    assert len(_chat_statements(statements)) <= 6, _chat_statements(statements)
+    assert ChatConversation.objects.filter(conversation_id="conv_queries").count() == 1
+    assert ChatMessage.objects.filter(conversation__conversation_id="conv_queries").count() == 4
+    assert len(fake_llm.requests[-1]["body"]["messages"]) == 4  # system, the first turn, the new message
+
+
+def test_statements_of_an_openai_completion(llm_agent, fake_llm, statements):
+    key = key_for(llm_agent)
+    client = lane_client(key.raw_key)
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    assert client.post(COMPLETIONS, body).status_code == 200
+    statements.clear()
+    assert client.post(COMPLETIONS, body).status_code == 200
+    assert _on(statements, "agents_agent", "SELECT") == 1
+    assert _on(statements, "chat_chatmessage", "INSERT") == 0  # stateless
+    assert _on(statements, "chat_chatconversation", "INSERT") == 0
+    assert len(_chat_statements(statements)) <= 2, _chat_statements(statements)
