@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent
-from chat import metrics, upstream
+from chat import agentcache, metrics, upstream
 from chat.aio import run_db, sqlite_lock
 from chat.llm import Usage
 from chat.models import ChatConversation, ChatMessage
@@ -78,8 +78,17 @@ class PreparedChat:
 
 
 def chat_prepare(*, agent: Agent) -> PreparedChat:
-    doc = effective_document(agent)
-    return PreparedChat(agent=agent, doc=doc, choice=choose_models(agent, doc), system_prompt=system_prompt(agent, doc),
+    """What the request needs from the agent's configuration. For an agent read by `selectors.key_agent`,
+    the effective document and the model choice come from the per-process cache (`chat.agentcache`: exact
+    by the stored text and the server's side); the system prompt is drawn per request (its `states`)."""
+    entry = getattr(agent, "chat_config_entry", None)
+    if entry is None:
+        doc = effective_document(agent)
+        choice = choose_models(agent, doc)
+    else:
+        doc = entry.effective_document(lambda: effective_document(agent))
+        choice = entry.choice(agentcache.choice_fingerprint(), lambda: choose_models(agent, doc))
+    return PreparedChat(agent=agent, doc=doc, choice=choice, system_prompt=system_prompt(agent, doc),
                         max_context_size=max_context_size(doc))
 
 

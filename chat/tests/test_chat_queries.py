@@ -96,3 +96,60 @@ def test_statements_of_an_openai_completion(llm_agent, fake_llm, statements):
     assert _on(statements, "chat_chatmessage", "INSERT") == 0  # stateless
     assert _on(statements, "chat_chatconversation", "INSERT") == 0
     assert len(_chat_statements(statements)) <= 2, _chat_statements(statements)
+
+
+# --- The per-process cache of what chat derives from the configuration (chat.agentcache) -------------
+
+def _identifier_asked(fake_llm) -> str:
+    return fake_llm.requests[-1]["body"]["model"]
+
+
+def test_a_changed_configuration_is_used_at_once(llm_agent, fake_llm):
+    from agents.models import Agent
+    from chat.tests.conftest import llm_document, stored
+
+    client = lane_client(key_for(llm_agent).raw_key)
+    assert client.post(CHAT, {"message": "one"}).status_code == 200
+    assert _identifier_asked(fake_llm) == "fake-1"
+    # A direct write of the document (no new version number): the stored text differs, so does the key.
+    Agent.objects.filter(pk=llm_agent.pk).update(config=stored(llm_document(fake_llm.base_url, identifier="fake-2")))
+    assert client.post(CHAT, {"message": "two"}).status_code == 200
+    assert _identifier_asked(fake_llm) == "fake-2"
+    # Back to the first document: the first entry answers again, unchanged.
+    Agent.objects.filter(pk=llm_agent.pk).update(config=stored(llm_document(fake_llm.base_url)))
+    assert client.post(COMPLETIONS, {"messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert _identifier_asked(fake_llm) == "fake-1"
+
+
+def test_a_changed_server_side_is_used_at_once(db, fake_llm, settings, tmp_path, monkeypatch):
+    """An agent on the server's catalogue: a provider key set in the environment, or a new catalogue file,
+    changes the model choice on the next request."""
+    from agents.tests.factories import AgentFactory
+
+    agent = AgentFactory(name="Helper", config={})
+    client = lane_client(key_for(agent).raw_key)
+    assert client.post(CHAT, {"message": "one"}).json()["data"]["responder"] == "offline"  # no server key
+    path = tmp_path / "catalogue.toml"
+    path.write_text(f"""
+[[api_providers]]
+name = "FakeSystem"
+base_url = "{fake_llm.base_url}"
+client_type = "openai"
+
+[[models]]
+name = "Fake System"
+model_identifier = "fake-system-1"
+api_provider = "FakeSystem"
+
+[model_task_config.replyer]
+model_list = ["Fake System"]
+""")
+    settings.MAIMBOT_MODEL_CONFIG_PATH = str(path)
+    assert client.post(CHAT, {"message": "two"}).json()["data"]["responder"] == "offline"  # still no key
+    monkeypatch.setenv("MAIMCONFIG_PROVIDER_KEY_FAKESYSTEM", "sk-system")
+    data = client.post(CHAT, {"message": "three"}).json()["data"]
+    assert data["responder"] == "llm" and data["model"] == "fake-system-1"
+    assert fake_llm.requests[-1]["headers"]["authorization"] == "Bearer sk-system"
+    monkeypatch.setenv("MAIMCONFIG_PROVIDER_KEY_FAKESYSTEM", "sk-rotated")
+    assert client.post(CHAT, {"message": "four"}).status_code == 200
+    assert fake_llm.requests[-1]["headers"]["authorization"] == "Bearer sk-rotated"

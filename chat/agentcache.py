@@ -1,0 +1,111 @@
+"""Per-process cache of what chat derives from an agent's stored configuration (issue 10: CPU per chat).
+
+Every chat request reads its agent's row (never cached: status, name and the configuration are read from
+the database each time). What chat derives from the stored configuration, the decoded document, the
+effective document (the stored one over the defaults) and the model choice (agent-config.md §7.3: the
+catalogue, provider keys decrypted), is kept per process, keyed by the agent's id and the exact text of
+its stored configuration as the database returned it: any change of the document (a new version, a
+rollback, a re-encryption of its provider keys, a direct write) is a different key, so invalidation is
+exact. The model choice also depends on the server's side, which is part of its key: the catalogue file
+(path, modification time, size, inode), the provider-key environment variables, the chat timeout cap and
+the secrets keys (`choice_fingerprint`).
+
+Key state (verification, revocation) is never cached here. Entries are shared between requests and
+threads and must not be modified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+MAX_ENTRIES = 256
+
+_lock = threading.Lock()
+_entries: OrderedDict[tuple[str, str | bytes], Entry] = OrderedDict()
+
+
+class Entry:
+    """The decoded configuration of one (agent, stored text), with what chat derives from it, each
+    computed once."""
+
+    __slots__ = ("config", "doc", "choices", "_lock")
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.doc: dict | None = None
+        self.choices: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    def effective_document(self, compute: Callable[[], dict]) -> dict:
+        doc = self.doc
+        if doc is None:
+            doc = compute()
+            with self._lock:
+                if self.doc is None:
+                    self.doc = doc
+                doc = self.doc
+        return doc
+
+    def choice(self, fingerprint: tuple, compute: Callable[[], Any]) -> Any:
+        choice = self.choices.get(fingerprint)
+        if choice is None:
+            choice = compute()
+            with self._lock:
+                if len(self.choices) >= 4:  # the server's side changed: keep only the newest
+                    self.choices.clear()
+                choice = self.choices.setdefault(fingerprint, choice)
+        return choice
+
+
+def entry(agent_id: str, raw: str | bytes | None, decode: Callable[[Any], Any]) -> Entry | None:
+    """The entry of `agent_id` whose stored configuration reads `raw` (decoded by `decode` when new);
+    None for a NULL configuration."""
+    if raw is None:
+        return None
+    key = (agent_id, raw)
+    with _lock:
+        found = _entries.get(key)
+        if found is not None:
+            _entries.move_to_end(key)
+            return found
+    created = Entry(decode(raw))
+    with _lock:
+        found = _entries.setdefault(key, created)
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return found
+
+
+def clear() -> None:
+    with _lock:
+        _entries.clear()
+
+
+def choice_fingerprint() -> tuple:
+    """Everything besides the agent's document that the model choice depends on (see the module)."""
+    from catalogue.selectors import PROVIDER_KEY_ENV_PREFIX, resolve_path
+
+    path = resolve_path(settings.MAIMBOT_MODEL_CONFIG_PATH)
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    except OSError:
+        stamp = None
+    provider_env = tuple(sorted((name, value) for name, value in os.environ.items()
+                                if name.startswith(PROVIDER_KEY_ENV_PREFIX)))
+    secrets = (getattr(settings, "MAIMCONFIG_SECRETS_KEY", "") or "",
+               tuple(getattr(settings, "MAIMCONFIG_SECRETS_KEY_FALLBACKS", []) or ()),
+               settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", []) or ()))
+    return (str(path), stamp, provider_env, settings.MAIMCONFIG_CHAT_TIMEOUT_SECONDS, secrets)
+
+
+def decode_json(raw: str | bytes) -> Any:
+    return json.loads(raw)
