@@ -89,9 +89,30 @@ def clear() -> None:
         _entries.clear()
 
 
+_env_names: dict[tuple, tuple[str, ...]] = {}
+
+
+def _provider_env_names(catalogue_key: tuple) -> tuple[str, ...]:
+    """The provider-key variables the catalogue `catalogue_key` (path, stamp) reads: one per provider."""
+    names = _env_names.get(catalogue_key)
+    if names is None:
+        from catalogue.selectors import load_model_catalogue, provider_key_env_name
+
+        catalogue = load_model_catalogue()
+        names = tuple(sorted({provider_key_env_name(p["name"]) for p in catalogue.providers
+                              if isinstance(p, dict) and isinstance(p.get("name"), str)}))
+        with _lock:
+            if len(_env_names) > 16:
+                _env_names.clear()
+            _env_names[catalogue_key] = names
+    return names
+
+
 def choice_fingerprint() -> tuple:
-    """Everything besides the agent's document that the model choice depends on (see the module)."""
-    from catalogue.selectors import PROVIDER_KEY_ENV_PREFIX, resolve_path
+    """Everything besides the agent's document that the model choice depends on (see the module): the
+    catalogue file (path and stamp, as `catalogue.selectors` caches it), the values of the provider-key
+    variables its providers read, the chat timeout cap and the secrets keys."""
+    from catalogue.selectors import resolve_path
 
     path = resolve_path(settings.MAIMBOT_MODEL_CONFIG_PATH)
     try:
@@ -99,12 +120,13 @@ def choice_fingerprint() -> tuple:
         stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except OSError:
         stamp = None
-    provider_env = tuple(sorted((name, value) for name, value in os.environ.items()
-                                if name.startswith(PROVIDER_KEY_ENV_PREFIX)))
+    catalogue_key = (str(path), stamp)
+    environ = os.environ
+    provider_env = tuple(environ.get(name) for name in _provider_env_names(catalogue_key))
     secrets = (getattr(settings, "MAIMCONFIG_SECRETS_KEY", "") or "",
                tuple(getattr(settings, "MAIMCONFIG_SECRETS_KEY_FALLBACKS", []) or ()),
                settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", []) or ()))
-    return (str(path), stamp, provider_env, settings.MAIMCONFIG_CHAT_TIMEOUT_SECONDS, secrets)
+    return (catalogue_key, provider_env, settings.MAIMCONFIG_CHAT_TIMEOUT_SECONDS, secrets)
 
 
 def decode_json(raw: str | bytes) -> Any:
