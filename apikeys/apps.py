@@ -7,6 +7,8 @@ class ApikeysConfig(AppConfig):
     name = "apikeys"
 
     def ready(self):
-        from apikeys import signals
+        from apikeys import fastlane, signals
 
         signals.connect()
+        # validate-api-key on the event loop, only when Redis is the cache (README "Serving model").
+        fastlane.register()

@@ -240,7 +240,7 @@ def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | No
     return redisstate.guarded("usage", attempt, fallback)
 
 
-# Uses whose Redis script failed after it was sent (this process): (use id, key id, units).
+# Uses whose Redis script failed after it was sent (this process): (use id, key id or None, units).
 USE_ID_SECONDS = 120
 _lost_lock = threading.Lock()
 _lost_replies: list[tuple[str, str, int]] = []
@@ -259,12 +259,14 @@ def reconcile_lost_replies(client) -> int:
     p = redisstate.prefix()
     pipe = client.pipeline(transaction=False)
     for use_id, _, _ in lost:
-        pipe.exists(p + "use:id:" + use_id)
+        pipe.get(p + "use:id:" + use_id)
     flags = pipe.execute()
     taken = 0
     for (_, key_id, units), flag in zip(lost, flags, strict=True):
-        if flag:
-            _take_back(key_id, units)
+        if flag is not None:
+            # A use of the fast lane (apikeys.fastlane) does not know its key before its script answers:
+            # it is recorded with key id None, and its script stores the key id as the use id's value.
+            _take_back(key_id or _text(flag), units)
             taken += units
     if taken:
         logger.warning("%d use(s) counted in the database while Redis was unreachable had also reached "

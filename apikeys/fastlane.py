@@ -1,0 +1,727 @@
+"""The bot fast lane (issue 11, README "Serving model"): `POST /api/v2/auth/validate-api-key` answered on
+the event loop, from ONE Redis round trip, with the bytes Django would send.
+
+Registered with `core.lanes.register_fast_handler` by `ApikeysConfig.ready()` only when Redis is the cache
+(`apikeys.redisstate.enabled()`); without Redis nothing registers and Django serves every request.
+
+**What it answers.** The common case only: a warm key (its key-state entry is in Redis and carries the
+current generations, `apikeys.keycache`), a valid verdict, a body of exactly `{"api_key": str,
+"required_permission"?: str|null, "check_rate_limit"?: bool|null}`, JSON content type, no cookie, no
+browser cross-site markers (`Origin`, `Sec-Fetch-Site`), an allowed `Host`. Everything else DECLINES:
+the handler returns False having sent nothing and consumed nothing, and Django answers the same request
+(a cold key is then read from the database and cached by Django, so the next request is fast again).
+
+**One round trip.** `_SCRIPT` does, atomically, what the Django path does in three scripts: the per-IP
+`/auth` throttle (`apikeys.throttling`, same key), the key-state lookup with its generation checks
+(`apikeys.keycache._LOOKUP`, same keys, same creation of missing generations), checks 2-7 of spec §6.2 on
+the cached record, and then the per-key minute window and the use count with its pending total
+(`apikeys.usage._USE`, same keys, same use id, same dashboard counter). It consumes NOTHING unless the
+verdict is valid and the window has room: the throttle is peeked first and taken only at the end, the
+window unit is given back when it does not fit (as `_USE` does). So a declined request is counted,
+throttled and limited exactly once, by Django.
+
+The script's checks are the Python ones (`apikeys.selectors._match`, `KeyRecord.status_at`,
+`apikeys.verification.verify_key`) written in Lua on the record's JSON (datetimes in microseconds since
+the epoch, exact in a Lua double); the verdict answered is then built in Python from the same record by
+`apikeys.verification` (`validate_data`, `fill_usage`), so its data is the Django path's.
+
+**Redis trouble.** While the process's breaker (`apikeys.redisstate.breaker`) is open, or an outage left
+a generation bump to do, the lane declines (Django falls back to the database and does the bump). A Redis
+error opens the breaker and declines; a script that may have run although its reply was lost is handed
+to `apikeys.usage`'s lost-reply reconciliation exactly as a failed `count_use` of the Django path is.
+
+**Headers and metrics.** The response headers are the ones the sync lane's middleware stack adds to this
+view's answer, derived once per process from the settings (`_ResponseShape`): DRF's `Allow`, clickjacking,
+`Content-Length`, `Vary`/`Content-Language` (LocaleMiddleware, CORS), the security headers, `X-Request-ID`.
+The django_prometheus request/response series and `maimconfig_key_verifications_total` get what Django's
+middleware would record for the same request (`_Metrics`), labelled with the same view name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import secrets
+import time
+import weakref
+from functools import cache
+
+from django.conf import settings
+from django.utils import timezone, translation
+
+from apikeys import keycache, ratelimit, redisstate, usage, verification
+from apikeys.keys import hash_key, parse_key
+from apikeys.selectors import KeyRecord
+from core.context import request_id_from_header, request_id_var, request_started_var
+
+logger = logging.getLogger("maimconfig.fastlane")
+
+VALIDATE_PATH = "/api/v2/auth/validate-api-key"
+MAX_BODY = 4096  # a validate or heartbeat body of the common shape is far smaller; larger ones go to Django
+_ACTIVE = "active"
+
+
+# --- the script --------------------------------------------------------------------------------------------
+
+def _slot(name: str) -> int:
+    """1-based index of a KeyRecord attribute in a key-state entry's value list (`keycache._encode`)."""
+    return KeyRecord.__slots__.index(name) + 1
+
+
+# ARGV:  1 prefix, 2 digest, 3 parsed tenant id, 4 parsed agent id, 5 fresh random generation,
+#        6 throttle key ('' = no throttle), 7 throttle limit, 8 throttle ttl, 9 now (µs),
+#        10 '1' = check the permission ARGV[11], 11 permission, 12 '1' = take a window unit and count a use
+#        ('0' = read-only), 13 window number, 14 window ttl, 15 fresh usage epoch, 16 the dashboard counter's
+#        field up to the key id (`usage._meter_field`; '' = none), 17 use id (its value is the key id, so a
+#        use whose reply was lost can be reconciled without knowing the key beforehand).
+# Returns {'throttled'} | {'miss'} | {'refused'} | {'limited'} (nothing consumed), or
+#         {'ok', entry, previous 0/1, window count (-1: unlimited key), epoch, total, last}.
+_SCRIPT = """
+local p = ARGV[1]
+local tkey = ARGV[6]
+if tkey ~= '' then
+  local seen = tonumber(redis.call('GET', tkey) or '0')
+  if seen >= tonumber(ARGV[7]) then return {'throttled'} end
+end
+local entry = redis.call('GET', p .. 'ks:' .. ARGV[2])
+local gtk = p .. 'gen:t:' .. ARGV[3]
+local tgen = redis.call('GET', gtk)
+if not tgen then
+  redis.call('SET', gtk, ARGV[5], 'NX')
+  tgen = redis.call('GET', gtk)
+end
+local ggen = redis.call('GET', p .. 'gen:g')
+if not ggen then
+  redis.call('SET', p .. 'gen:g', ARGV[5], 'NX')
+  ggen = redis.call('GET', p .. 'gen:g')
+end
+if not entry then return {'miss'} end
+local sep = string.find(entry, '|', 1, true)
+if not sep then return {'miss'} end
+local decoded, doc = pcall(cjson.decode, string.sub(entry, sep + 1))
+if not decoded or type(doc) ~= 'table' or type(doc[1]) ~= 'table'
+    or tostring(doc[3]) ~= tgen or tostring(doc[4]) ~= ggen then
+  return {'miss'}
+end
+local v = doc[1]
+local null = cjson.null
+local now = tonumber(ARGV[9])
+if v[@tenant_id@] ~= ARGV[3] or v[@agent_id@] ~= ARGV[4] then return {'refused'} end
+local previous = 0
+if v[@key_hash@] ~= ARGV[2] then
+  local grace = v[@previous_key_expires_at@]
+  if v[@previous_key_hash@] == ARGV[2] and grace ~= null and grace > now then
+    previous = 1
+  else
+    return {'refused'}
+  end
+end
+if v[@disabled_at@] ~= null then return {'refused'} end
+local expires = v[@expires_at@]
+if expires ~= null and expires <= now then return {'refused'} end
+if v[@tenant_status@] ~= 'active' or v[@agent_status@] ~= 'active' then return {'refused'} end
+if ARGV[10] == '1' then
+  local granted = false
+  local perms = v[@permissions@]
+  if type(perms) == 'table' then
+    for _, perm in ipairs(perms) do
+      if perm == ARGV[11] then granted = true break end
+    end
+  end
+  if not granted then return {'refused'} end
+end
+local key_id = string.sub(entry, 1, sep - 1)
+local limit = v[@rate_limit_per_minute@]
+local wkey = p .. 'rl:' .. key_id .. ':' .. ARGV[13]
+local count = -1
+if ARGV[12] == '1' then
+  if limit ~= null then
+    count = redis.call('INCRBY', wkey, 1)
+    if count == 1 then redis.call('EXPIRE', wkey, tonumber(ARGV[14])) end
+    if count > limit then
+      redis.call('DECRBY', wkey, 1)
+      return {'limited'}
+    end
+  end
+end
+if tkey ~= '' then
+  local hits = redis.call('INCR', tkey)
+  if hits == 1 then redis.call('EXPIRE', tkey, tonumber(ARGV[8])) end
+end
+if ARGV[12] ~= '1' then
+  if limit ~= null then count = tonumber(redis.call('GET', wkey) or '0') end
+  local epoch = redis.call('GET', p .. 'use:epoch')
+  local total, last = false, false
+  if epoch then
+    total = redis.call('HGET', p .. 'use:tot:' .. epoch, key_id)
+    last = redis.call('HGET', p .. 'use:last:' .. epoch, key_id)
+  end
+  return {'ok', entry, previous, count, epoch, total, last}
+end
+redis.call('SET', p .. 'use:id:' .. ARGV[17], key_id, 'EX', 120)
+local epoch = redis.call('GET', p .. 'use:epoch')
+if not epoch then
+  redis.call('SET', p .. 'use:epoch', ARGV[15], 'NX')
+  epoch = redis.call('GET', p .. 'use:epoch')
+end
+local total = redis.call('HINCRBY', p .. 'use:tot:' .. epoch, key_id, 1)
+local lkey = p .. 'use:last:' .. epoch
+local last = redis.call('HGET', lkey, key_id)
+if (not last) or tonumber(last) < tonumber(ARGV[9]) then
+  redis.call('HSET', lkey, key_id, ARGV[9])
+  last = ARGV[9]
+end
+redis.call('SADD', p .. 'use:dirty', key_id)
+if ARGV[16] ~= '' then redis.call('HINCRBY', p .. 'meter:pending', ARGV[16] .. key_id .. '|', 1) end
+return {'ok', entry, previous, count, epoch, total, last}
+"""
+SCRIPT = re.sub(r"@(\w+)@", lambda m: str(_slot(m.group(1))), _SCRIPT)
+
+
+class Declined(Exception):
+    """Internal: this request is not the fast lane's (Django answers it)."""
+
+
+# --- one redis.asyncio client per event loop ----------------------------------------------------------------
+
+_loop_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_client_kwargs() -> dict | None:
+    """Connection settings of the Django cache's redis-py client (same server, db, password, timeouts)."""
+    sync_client = redisstate.client()
+    if sync_client is None:
+        return None
+    pool = sync_client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    name = pool.connection_class.__name__
+    if name == "UnixDomainSocketConnection":
+        from redis.asyncio.connection import UnixDomainSocketConnection as connection_class
+    elif name == "Connection":
+        from redis.asyncio.connection import Connection as connection_class
+    else:  # TLS or another transport: not mirrored, the fast lane declines
+        return None
+    allowed = {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
+               "socket_keepalive", "socket_keepalive_options", "client_name", "health_check_interval"}
+    kwargs = {k: v for k, v in kwargs.items() if k in allowed}
+    kwargs["connection_class"] = connection_class
+    return kwargs
+
+
+class _LoopClient:
+    __slots__ = ("redis", "script")
+
+    def __init__(self, redis, script):
+        self.redis = redis
+        self.script = script
+
+
+def loop_client() -> _LoopClient | None:
+    """The redis.asyncio client of the running event loop (created on first use), or None when Redis is
+    not the cache or its transport is not mirrored."""
+    loop = asyncio.get_running_loop()
+    found = _loop_clients.get(loop)
+    if found is None:
+        kwargs = _async_client_kwargs()
+        if kwargs is None:
+            return None
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        # Bounded: at most this many Redis connections per worker; a burst waits for a free one.
+        pool = BlockingConnectionPool(max_connections=64, timeout=1.0, **kwargs)
+        client = Redis(connection_pool=pool)
+        found = _loop_clients[loop] = _LoopClient(client, client.register_script(SCRIPT))
+    return found
+
+
+# --- request shape -------------------------------------------------------------------------------------------
+
+def request_headers(scope) -> dict[bytes, bytes]:
+    """Lower-case header name -> value (repeated headers joined with a comma, as the WSGI environ does)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in found:
+            found[name] = found[name] + b"," + value
+        else:
+            found[name] = value
+    return found
+
+
+_DECLINE_HEADERS = (b"cookie", b"origin", b"sec-fetch-site", b"transfer-encoding")
+_JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8",
+                         b"application/json;charset=utf-8", b"application/json; charset=UTF-8",
+                         b"application/json;charset=UTF-8"})
+
+_languages: dict[bytes, str] = {}
+
+
+def _language(accept: bytes | None) -> str:
+    """The language LocaleMiddleware activates for this `Accept-Language` (no cookie, no path prefix)."""
+    if not accept:
+        return settings.LANGUAGE_CODE
+    found = _languages.get(accept)
+    if found is None:
+        class _Probe:
+            COOKIES: dict = {}
+            META = {"HTTP_ACCEPT_LANGUAGE": accept.decode("latin-1")}
+            path_info = "/"
+
+        found = translation.get_language_from_request(_Probe(), check_path=False)
+        if len(_languages) > 512:
+            _languages.clear()
+        _languages[accept] = found
+    return found
+
+
+def _is_secure(scope, headers: dict[bytes, bytes]) -> bool:
+    """`HttpRequest.is_secure()` for this scope (SECURE_PROXY_SSL_HEADER honoured)."""
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:
+        header, secure_value = proxy
+        value = headers.get(header[5:].lower().replace("_", "-").encode("latin-1")) \
+            if header.startswith("HTTP_") else None
+        if value is not None:
+            return value.decode("latin-1").split(",", 1)[0].strip() == secure_value
+    return scope.get("scheme", "http") == "https"
+
+
+def _host_allowed(scope, headers: dict[bytes, bytes]) -> bool:
+    """`HttpRequest.get_host()` would not raise DisallowedHost (CommonMiddleware calls it)."""
+    from django.http.request import split_domain_port, validate_host
+
+    if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in headers:
+        return False
+    raw = headers.get(b"host")
+    if raw is None:
+        return False
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _ = split_domain_port(raw.decode("latin-1"))
+    return bool(domain) and validate_host(domain, allowed)
+
+
+def client_ident(scope, headers: dict[bytes, bytes]) -> str:
+    """DRF's `BaseThrottle.get_ident` (NUM_PROXIES honoured) for this scope."""
+    client = scope.get("client")
+    remote_addr = client[0] if client else ""
+    xff = headers.get(b"x-forwarded-for")
+    num_proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES")
+    if num_proxies is not None:
+        if num_proxies == 0 or xff is None:
+            return remote_addr
+        addrs = xff.decode("latin-1").split(",")
+        return addrs[-min(num_proxies, len(addrs))].strip()
+    return "".join(xff.decode("latin-1").split()) if xff else remote_addr
+
+
+def common_checks(scope, body: bytes, headers: dict[bytes, bytes]) -> tuple[str, bool]:
+    """The checks every fast route shares; returns (language, secure) or raises Declined.
+
+    Declines what the sync stack would treat differently from the plain bot request: browser markers and
+    cookies (cross-site guard, session, language cookie), anything but a small JSON body, a disallowed
+    Host, an HTTPS redirect, disallowed user agents.
+    """
+    for name in _DECLINE_HEADERS:
+        if name in headers:
+            raise Declined
+    if not body or len(body) > MAX_BODY or headers.get(b"content-type") not in _JSON_TYPES:
+        raise Declined
+    length = headers.get(b"content-length")
+    if length is None or not length.isdigit() or int(length) != len(body):
+        raise Declined
+    if settings.DISALLOWED_USER_AGENTS or not _host_allowed(scope, headers):
+        raise Declined
+    secure = _is_secure(scope, headers)
+    if settings.SECURE_SSL_REDIRECT and not secure:
+        raise Declined
+    return _language(headers.get(b"accept-language")), secure
+
+
+def _refuse_constant(name):
+    raise ValueError(name)
+
+
+def json_object(body: bytes) -> dict:
+    """The body as a JSON object, parsed as `core.parsers.StrictJSONParser` would (declines anything that
+    parser treats specially: escapes that may hide lone surrogates, NaN/Infinity, non-objects)."""
+    if b"\\u" in body:
+        raise Declined
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise Declined from None
+    if type(data) is not dict:
+        raise Declined
+    return data
+
+
+# --- the response ------------------------------------------------------------------------------------------
+
+def _middleware(name: str) -> bool:
+    """Whether settings.MIDDLEWARE holds `name` or a subclass of it (e.g. `core.http_metrics`' own pair)."""
+    from django.utils.module_loading import import_string
+
+    wanted = import_string(name)
+    for path in settings.MIDDLEWARE:
+        try:
+            installed = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(installed, type) and issubclass(installed, wanted):
+            return True
+    return False
+
+
+class ResponseShape:
+    """The headers the sync lane adds to a 200 answer of one view, in Django's order (derived from the
+    settings once per process), and the django_prometheus series Django records for it."""
+
+    def __init__(self, path: str):
+        from django.urls import resolve
+
+        match = resolve(path)
+        self.view_name = match.view_name
+        view = match.func.view_class(**getattr(match.func, "view_initkwargs", {}))
+        view.setup(None)
+        self.allow = ", ".join(view.allowed_methods).encode("latin-1")
+        vary = []
+        if _middleware("django.middleware.locale.LocaleMiddleware"):
+            vary.append("Accept-Language")
+        if _middleware("corsheaders.middleware.CorsMiddleware"):
+            from corsheaders.conf import conf as cors_conf
+
+            if re.match(cors_conf.CORS_URLS_REGEX, path):
+                vary.append("origin")
+        self.vary = ", ".join(vary).encode("latin-1") if vary else None
+        self.locale = _middleware("django.middleware.locale.LocaleMiddleware")
+        self.frame = (settings.X_FRAME_OPTIONS.upper().encode("latin-1")
+                      if _middleware("django.middleware.clickjacking.XFrameOptionsMiddleware") else None)
+        self.common = _middleware("django.middleware.common.CommonMiddleware")
+        security = _middleware("django.middleware.security.SecurityMiddleware")
+        self.hsts = None
+        tail = []
+        if security:
+            if settings.SECURE_HSTS_SECONDS:
+                hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+                if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+                    hsts += "; includeSubDomains"
+                if settings.SECURE_HSTS_PRELOAD:
+                    hsts += "; preload"
+                self.hsts = (b"strict-transport-security", hsts.encode("latin-1"))
+            if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+                tail.append((b"x-content-type-options", b"nosniff"))
+            policy = settings.SECURE_REFERRER_POLICY
+            if policy:
+                value = ",".join([v.strip() for v in policy.split(",")] if isinstance(policy, str) else policy)
+                tail.append((b"referrer-policy", value.encode("latin-1")))
+            if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+                tail.append((b"cross-origin-opener-policy",
+                             settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode("latin-1")))
+        self.security_tail = tail
+        self.request_id = _middleware("core.middleware.RequestContextMiddleware")
+        self.metrics = _Metrics(self.view_name)
+
+    def headers(self, *, length: int, language: str, secure: bool, request_id: str,
+                extra: list[tuple[bytes, bytes]] = ()) -> list[tuple[bytes, bytes]]:
+        out = [(b"content-type", b"application/json; charset=utf-8"), (b"allow", self.allow), *extra]
+        if self.frame is not None:
+            out.append((b"x-frame-options", self.frame))
+        if self.common:
+            out.append((b"content-length", str(length).encode()))
+        if self.vary is not None:
+            out.append((b"vary", self.vary))
+        if self.locale:
+            out.append((b"content-language", language.encode("latin-1")))
+        if secure and self.hsts is not None:
+            out.append(self.hsts)
+        out.extend(self.security_tail)
+        if self.request_id:
+            out.append((b"x-request-id", request_id.encode("latin-1")))
+        if not self.common:
+            out.append((b"content-length", str(length).encode()))
+        return out
+
+
+class _Metrics:
+    """The series django_prometheus' Before/After middleware record for one 200 answer of the view
+    (labelled children bound once; only for the middleware that is installed)."""
+
+    _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH")
+
+    def __init__(self, view_name: str):
+        self.view_name = view_name
+        self.before = _middleware("django_prometheus.middleware.PrometheusBeforeMiddleware")
+        self.after = _middleware("django_prometheus.middleware.PrometheusAfterMiddleware")
+        self._bound: dict[tuple[str, str], tuple] = {}
+        if self.before or self.after:
+            from django_prometheus.middleware import Metrics
+
+            self.m = Metrics.get_instance()
+
+    def _children(self, method: str, transport: str):
+        key = (method, transport)
+        found = self._bound.get(key)
+        if found is None:
+            m, view = self.m, self.view_name
+            found = self._bound[key] = (
+                m.requests_by_method.labels(method=method),
+                m.requests_by_transport.labels(transport=transport),
+                m.requests_by_view_transport_method.labels(view=view, transport=transport, method=method),
+                m.responses_by_status.labels(status="200"),
+                m.responses_by_status_view_method.labels(status="200", view=view, method=method),
+                m.responses_by_charset.labels(charset="utf-8"),
+                m.requests_latency_by_view_method.labels(view=view, method=method),
+            )
+        return found
+
+    def record(self, *, method: str, secure: bool, ajax: bool, request_length: int, response_length: int,
+               started: float) -> None:
+        if self.after:
+            (by_method, by_transport, by_view, by_status, by_status_view, by_charset,
+             latency) = self._children(method, "https" if secure else "http")
+            by_method.inc()
+            by_transport.inc()
+            if ajax:
+                self.m.requests_ajax.inc()
+            self.m.requests_body_bytes.observe(request_length)
+            by_view.inc()
+            by_status.inc()
+            by_status_view.inc()
+            by_charset.inc()
+            self.m.responses_body_bytes.observe(response_length)
+            latency.observe(time.perf_counter() - started)
+        if self.before:
+            self.m.requests_total.inc()
+            self.m.responses_total.inc()
+            self.m.requests_latency_before.observe(time.perf_counter() - started)
+
+
+_renderer = None
+
+
+def render(*, message: str, data, tenant_id: str | None, language: str) -> bytes:
+    """The envelope bytes `core.renderers.EnvelopeJSONRenderer` produces for a success with this payload
+    (the envelope is built by `core.envelope.build_envelope`, the message translated into `language`)."""
+    global _renderer
+    from core.envelope import build_envelope
+
+    if _renderer is None:
+        from core.renderers import EnvelopeJSONRenderer
+
+        _renderer = EnvelopeJSONRenderer()
+    if language == settings.LANGUAGE_CODE:
+        body = build_envelope(success=True, message=message, data=data, tenant_id=tenant_id)
+    else:
+        with translation.override(language):
+            body = build_envelope(success=True, message=message, data=data, tenant_id=tenant_id)
+    return _renderer.render(body)
+
+
+# --- the key script, shared with the heartbeat (activity/fastlane.py) -----------------------------------------
+
+def lane_available() -> bool:
+    """Redis is the cache and this process may use it now (breaker closed, no pending generation bump)."""
+    breaker = redisstate.breaker
+    return redisstate.enabled() and breaker.available() and not breaker.needs_generation_bump
+
+
+@cache
+def _parsed_rate(rate: str) -> tuple[int, int]:
+    from apikeys.throttling import parse_rate
+
+    return parse_rate(rate)
+
+
+class KeyUse:
+    """What the script answered for a valid key: the record and the verdict's rate and pending usage."""
+
+    __slots__ = ("record", "previous", "rate", "pending", "use_id")
+
+    def __init__(self, record, previous, rate, pending, use_id):
+        self.record = record
+        self.previous = previous
+        self.rate = rate
+        self.pending = pending
+        self.use_id = use_id
+
+
+async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, count: bool,
+                         throttle_ident: str | None) -> KeyUse:
+    """Checks 1-8 of spec §6.2 for a warm key in one round trip (see `_SCRIPT`); raises Declined for
+    anything but a valid verdict (nothing consumed then)."""
+    client = loop_client()
+    if client is None:
+        raise Declined
+    now_us = usage._us(now)
+    now_ts = now_us / 1_000_000
+    prefix = redisstate.prefix()
+    throttle_key, throttle_num, throttle_ttl = "", 0, 0
+    if throttle_ident is not None:
+        num, duration = _parsed_rate(settings.MAIMCONFIG_AUTH_THROTTLE_RATE)
+        window = int(now_ts // duration)
+        wait = max(1, math.ceil((window + 1) * duration - now_ts))
+        throttle_key = f"{prefix}maimconfig:throttle:auth:{throttle_ident}:{duration}:{window}"
+        throttle_num, throttle_ttl = num, int(wait) + 5
+    window_number, reset = ratelimit.window(now_ts)
+    digest = hash_key(raw_key)
+    use_id = secrets.token_hex(8)
+    # The key's tenant and agent are the parsed ones (the script checks it); the key id is the script's.
+    meter = usage._meter_field(usage.METER_ACCEPTED, usage._hour(now_us), parsed.tenant_id, parsed.agent_id,
+                               "", "")[:-1] if count else ""
+    args = [prefix, digest, parsed.tenant_id, parsed.agent_id, keycache._random_generation(), throttle_key,
+            throttle_num, throttle_ttl, now_us, "1" if permission is not None else "0", permission or "",
+            "1" if count else "0", window_number, reset + 5, secrets.token_hex(8), meter, use_id]
+    try:
+        reply = await client.script(args=args)
+    except redisstate._redis_errors() as exc:
+        redisstate.breaker.failure(exc, "key_state")
+        if count:
+            # The script may have run and only its reply been lost: Django now counts the use (in the
+            # database, the breaker being open); the usage module takes it back from there if Redis did
+            # run it, as for a failed `count_use` of the Django path.
+            with usage._lost_lock:
+                usage._lost_replies.append((use_id, None, 1))
+        raise Declined from None
+    redisstate.breaker.success()
+    if reply[0] != b"ok":
+        raise Declined
+    record, _, _ = keycache._decode(reply[1])
+    return _key_use(record, reply, parsed, now, permission, count, reset, use_id)
+
+
+def _key_use(record, reply, parsed, now, permission, count, reset, use_id) -> KeyUse:
+    _, _, previous, window_count, epoch, total, last = reply
+    limit = record.rate_limit_per_minute
+    if count:
+        rate = None if limit is None else ratelimit.RateState(limit=limit, count=min(limit, int(window_count)),
+                                                              reset_seconds=reset, allowed=True)
+        pending = usage.Pending(epoch=usage._text(epoch), total=int(total), last_used_us=int(last))
+    else:
+        count_now = int(window_count)
+        rate = None if limit is None else ratelimit.RateState(limit=limit, count=min(count_now, limit),
+                                                              reset_seconds=reset, allowed=count_now < limit)
+        pending = usage.Pending(epoch=usage._text(epoch), total=int(total or 0),
+                                last_used_us=int(last) if last is not None else None)
+    return KeyUse(record, bool(previous), rate, pending, use_id)
+
+
+def checked_verification(use: KeyUse, parsed, now, permission: str | None):
+    """The `Verification` of a valid verdict, re-checked in Python with the Django path's own code."""
+    record = use.record
+    status = record.status_at(now)
+    has_permission = True if permission is None else permission in (record.permissions or [])
+    result = verification.Verification(
+        None, parsed=parsed, key=record, using_previous_secret=use.previous, status=status,
+        required_permission=permission, has_permission=has_permission, rate=use.rate, pending=use.pending,
+        pending_known=True)
+    if (status != _ACTIVE or record.tenant_status != _ACTIVE or record.agent_status != _ACTIVE
+            or not has_permission or record.tenant_id != parsed.tenant_id or record.agent_id != parsed.agent_id):
+        # Cannot happen while the script's checks are the Python ones; never answer a verdict they disagree on.
+        logger.error("Fast-lane key checks disagree with the Python checks for key %s; Django answers.", record.id)
+        raise Declined
+    return result
+
+
+def begin(headers: dict[bytes, bytes]) -> tuple[str, object, object, float]:
+    """Request id and clock of the envelope (as RequestContextMiddleware sets them)."""
+    started = time.perf_counter()
+    raw_id = headers.get(b"x-request-id")
+    request_id = request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
+    return request_id, request_id_var.set(request_id), request_started_var.set(started), started
+
+
+def end(tokens) -> None:
+    request_id_var.reset(tokens[0])
+    request_started_var.reset(tokens[1])
+
+
+async def send_json(send, shape: ResponseShape, payload: bytes, *, language: str, secure: bool,
+                    request_id: str, extra=()) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": shape.headers(length=len(payload), language=language, secure=secure,
+                                         request_id=request_id, extra=extra)})
+    await send({"type": "http.response.body", "body": payload})
+
+
+# --- POST /api/v2/auth/validate-api-key ----------------------------------------------------------------------
+
+_VALIDATE_KEYS = frozenset({"api_key", "required_permission", "check_rate_limit"})
+_shapes: dict[str, ResponseShape] = {}
+
+
+def shape_for(path: str) -> ResponseShape:
+    found = _shapes.get(path)
+    if found is None:
+        found = _shapes[path] = ResponseShape(path)
+    return found
+
+
+def _validate_params(data: dict) -> tuple[str, str | None, bool]:
+    if not data.keys() <= _VALIDATE_KEYS:
+        raise Declined
+    api_key = data.get("api_key")
+    permission = data.get("required_permission")
+    check = data.get("check_rate_limit", True)
+    if type(api_key) is not str or api_key != api_key.strip():
+        raise Declined
+    if permission is not None and (type(permission) is not str or permission != permission.strip()):
+        raise Declined
+    if check is not None and type(check) is not bool:
+        raise Declined
+    return api_key, permission, check is not False
+
+
+async def validate_handler(scope, body: bytes, send) -> bool:
+    """`core.lanes` fast handler of `POST /api/v2/auth/validate-api-key` (module docstring)."""
+    if not lane_available():
+        return False
+    headers = request_headers(scope)
+    try:
+        language, secure = common_checks(scope, body, headers)
+        raw_key, permission, count = _validate_params(json_object(body))
+        parsed = parse_key(raw_key)
+        if parsed is None:
+            raise Declined
+        usage.ensure_flusher()
+        now = timezone.now()
+        request_id, *tokens, started = begin(headers)
+        try:
+            use = await run_key_script(raw_key=raw_key, parsed=parsed, now=now, permission=permission,
+                                       count=count, throttle_ident=client_ident(scope, headers))
+            result = checked_verification(use, parsed, now, permission)
+            verification.fill_usage(result)
+            shape = shape_for(VALIDATE_PATH)
+            payload = render(message="API key is valid", data=verification.validate_data(result),
+                             tenant_id=result.tenant_id, language=language)
+        finally:
+            end(tokens)
+    except Declined:
+        return False
+    _VALID.inc()
+    await send_json(send, shape, payload, language=language, secure=secure, request_id=request_id)
+    shape.metrics.record(method="POST", secure=secure, ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest",
+                         request_length=len(body), response_length=len(payload), started=started)
+    return True
+
+
+def _valid_counter():
+    from apikeys.metrics import KEY_VERIFICATIONS
+
+    return KEY_VERIFICATIONS.labels(outcome="valid", route="validate")
+
+
+_VALID = _valid_counter()
+
+
+def register() -> bool:
+    """Register the fast handler when Redis is the cache (called by `ApikeysConfig.ready()`)."""
+    if not redisstate.enabled():
+        return False
+    from core.lanes import register_fast_handler
+
+    register_fast_handler("POST", VALIDATE_PATH, validate_handler)
+    return True
