@@ -8,6 +8,7 @@ fails. Every answered call and every upstream failure is counted in the usage co
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -343,28 +344,70 @@ async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: st
 
 # --- Streaming (§10.3) ------------------------------------------------------------------------------
 
+_END = object()
+_FAILED = object()
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 async def with_keepalive(fragments: AsyncIterator[str], seconds: float) -> AsyncIterator[str | None]:
-    """The fragments of `fragments`, and None whenever `seconds` pass without one (a keep-alive)."""
+    """The fragments of `fragments`, and None whenever `seconds` pass without one (a keep-alive).
+
+    One task reads `fragments` (its exceptions are raised here, in order); waiting for the next fragment
+    costs a future and a timer, not a task and `asyncio.wait` per fragment. Closing this generator cancels
+    the read and closes `fragments`."""
+    loop = asyncio.get_running_loop()
     iterator = fragments.__aiter__()
-    pending: asyncio.Task | None = None
+    ready: collections.deque = collections.deque()
+    waiter: asyncio.Future | None = None
+
+    def push(item) -> None:
+        ready.append(item)
+        if waiter is not None:
+            _wake(waiter)
+
+    async def read() -> None:
+        try:
+            while True:
+                try:
+                    fragment = await iterator.__anext__()
+                except StopAsyncIteration:
+                    push((_END, None))
+                    return
+                push((fragment, None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            push((_FAILED, exc))
+
+    reader = loop.create_task(read())
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=seconds)
-            if not done:
-                yield None
-                continue
-            task, pending = pending, None
-            try:
-                yield task.result()
-            except StopAsyncIteration:
+            if not ready:
+                waiter = loop.create_future()
+                timer = loop.call_later(seconds, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    waiter = None
+                if not ready:
+                    yield None
+                    continue
+            value, exc = ready.popleft()
+            if value is _END:
                 return
+            if value is _FAILED:
+                raise exc
+            yield value
     finally:
-        if pending is not None:
-            pending.cancel()
+        if not reader.done():
+            reader.cancel()
             with contextlib.suppress(BaseException):
-                await pending
+                await reader
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(BaseException):
