@@ -166,6 +166,7 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _warned.clear()
+        _answers.clear()
 
 
 def provider_key_env_name(provider_name: str) -> str:
@@ -284,8 +285,76 @@ def load_bot_defaults() -> BotDefaults:
     return BotDefaults(data=mask_secrets(data), source=DYNAMIC, path=str(path))
 
 
+# --- the system routes' answers, built once per process while what they are made of is unchanged ------
+
+#: route -> (key, data). The key holds the parsed file itself (compared by identity: `_read_toml` returns
+#: the same object while the file's stamp is unchanged), the resolved path, the fallback reason, and for
+#: the models route the provider-key variables `has_api_key` depends on. The data is shared: read only.
+_answers: dict[str, tuple[tuple, Any]] = {}
+
+
+def _provider_env(providers) -> tuple:
+    names = tuple(provider_key_env_name(_text(p.get("name"), "Unknown Provider")) for p in providers)
+    return names, tuple(os.environ.get(name, "") for name in names)
+
+
+def _answer(route: str, key: tuple, build):
+    entry = _answers.get(route)
+    if entry is not None and len(entry[0]) == len(key) and all(a is b or a == b for a, b in zip(entry[0], key)):
+        return entry[1]
+    data = build()
+    _answers[route] = (key, data)
+    return data
+
+
+def system_models_data() -> tuple[dict[str, Any], str]:
+    """The `data` of `GET /api/v2/system/models` and its source (api.md §12.1), built once per process and
+    rebuilt when the file (mtime, size, inode), its path or a provider-key variable changes."""
+    from catalogue.serializers import SystemModelsOutputSerializer
+
+    path = resolve_path(settings.MAIMBOT_MODEL_CONFIG_PATH)
+    parsed, reason = _read_toml(path)
+    providers = parsed.get("api_providers", []) if parsed is not None else FALLBACK_PROVIDERS
+    if not _is_table_array(providers):
+        providers = FALLBACK_PROVIDERS
+    key = (parsed, str(path), reason, *_provider_env(providers))
+
+    def build():
+        loaded = load_model_catalogue()
+        data = {
+            "providers": [
+                {"name": p["name"], "client_type": p["client_type"], "base_url": p["base_url"],
+                 "is_server_provider": True, "has_api_key": bool(p["api_key"])}
+                for p in loaded.providers
+            ],
+            "models": [
+                {key: m[key] for key in ("name", "model_identifier", "api_provider", "description", "price_in",
+                                         "price_out")}
+                for m in loaded.models
+            ],
+            "defaults": loaded.defaults,
+            "source": loaded.source,
+        }
+        return SystemModelsOutputSerializer(data).data | {"defaults": loaded.defaults}, loaded.source
+
+    return _answer("models", key, build)
+
+
+def bot_defaults_data() -> tuple[dict[str, Any], str]:
+    """The `data` of `GET /api/v2/system/bot-defaults` and its source (api.md §12.2), built once per process
+    and rebuilt when the file (mtime, size, inode) or its path changes."""
+    path = resolve_path(settings.MAIMBOT_BOT_CONFIG_TEMPLATE_PATH)
+    parsed, reason = _read_toml(path)
+
+    def build():
+        loaded = load_bot_defaults()
+        return loaded.data, loaded.source
+
+    return _answer("bot_defaults", (parsed, str(path), reason), build)
+
+
 __all__ = [
-    "BotDefaults", "DYNAMIC", "FALLBACK", "ModelCatalogue", "clear_cache", "documented_bot_defaults",
+    "BotDefaults", "DYNAMIC", "bot_defaults_data", "system_models_data", "FALLBACK", "ModelCatalogue", "clear_cache", "documented_bot_defaults",
     "load_bot_defaults", "load_model_catalogue", "mask_secrets", "provider_key_env_name", "system_model_names",
     "system_provider_names",
 ]

@@ -28,27 +28,12 @@ class SystemModelsView(APIView):
     @extend_schema(summary="System model catalogue (providers, models, task defaults)",
                    responses=_header_doc(SystemModelsOutputSerializer))
     def get(self, request):
-        loaded = catalogue.load_model_catalogue()
-        data = {
-            "providers": [
-                {"name": p["name"], "client_type": p["client_type"], "base_url": p["base_url"],
-                 "is_server_provider": True, "has_api_key": bool(p["api_key"])}
-                for p in loaded.providers
-            ],
-            "models": [
-                {key: m[key] for key in ("name", "model_identifier", "api_provider", "description", "price_in",
-                                         "price_out")}
-                for m in loaded.models
-            ],
-            "defaults": loaded.defaults,
-            "source": loaded.source,
-        }
-        return _answer(SystemModelsOutputSerializer(data).data | {"defaults": loaded.defaults},
-                       message="System models retrieved", source=loaded.source)
+        data, source = catalogue.system_models_data()
+        return _answer(data, message="System models retrieved", source=source)
 
 
 class BotDefaultsView(APIView):
     @extend_schema(summary="MaiMBot configuration defaults", responses=_header_doc(BotDefaultsOutputSerializer))
     def get(self, request):
-        loaded = catalogue.load_bot_defaults()
-        return _answer(loaded.data, message="Bot defaults retrieved", source=loaded.source)
+        data, source = catalogue.bot_defaults_data()
+        return _answer(data, message="Bot defaults retrieved", source=source)

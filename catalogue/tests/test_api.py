@@ -127,3 +127,45 @@ def test_catalogue_change_applies_to_the_next_agent_write(operator_client, setti
     settings.MAIMBOT_MODEL_CONFIG_PATH = str(path)
     response = operator_client.patch(url, {}, format="json")
     assert (response.status_code, response.json()["error_code"]) == (400, "AGENT_011")
+
+
+def _statements(call) -> list[str]:
+    """The SQL statements `call()` makes, without the request transaction's savepoints (ATOMIC_REQUESTS)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as context:
+        call()
+    return [q["sql"] for q in context.captured_queries
+            if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+
+
+def test_system_answers_follow_the_file_and_the_provider_keys(operator_client, settings, tmp_path, monkeypatch):
+    """The answers are built once per process and rebuilt when the file, its path or a provider-key
+    variable changes; a warm answer makes no query but the operator token's."""
+    monkeypatch.delenv("MAIMCONFIG_PROVIDER_KEY_X", raising=False)
+    path = tmp_path / "m.toml"
+    path.write_text('[[api_providers]]\nname = "X"\n[[models]]\nname = "one"\n')
+    settings.MAIMBOT_MODEL_CONFIG_PATH = str(path)
+    first = operator_client.get("/api/v2/system/models").json()["data"]
+    assert first["providers"][0]["has_api_key"] is False and [m["name"] for m in first["models"]] == ["one"]
+    assert len(_statements(lambda: operator_client.get("/api/v2/system/models"))) == 1  # the operator token
+    assert operator_client.get("/api/v2/system/models").json()["data"] == first
+    monkeypatch.setenv("MAIMCONFIG_PROVIDER_KEY_X", "sk-server")
+    assert operator_client.get("/api/v2/system/models").json()["data"]["providers"][0]["has_api_key"] is True
+    path.write_text('[[api_providers]]\nname = "X"\n[[models]]\nname = "two"\nprice_in = 1.5\n')
+    data = operator_client.get("/api/v2/system/models").json()["data"]
+    assert [(m["name"], m["price_in"]) for m in data["models"]] == [("two", 1.5)]
+    other = tmp_path / "n.toml"
+    other.write_text('[[api_providers]]\nname = "Y"\n')
+    settings.MAIMBOT_MODEL_CONFIG_PATH = str(other)
+    assert [p["name"] for p in operator_client.get("/api/v2/system/models").json()["data"]["providers"]] == ["Y"]
+
+    bot = tmp_path / "b.toml"
+    bot.write_text('[chat]\ntalk_value = 0.5\n')
+    settings.MAIMBOT_BOT_CONFIG_TEMPLATE_PATH = str(bot)
+    assert operator_client.get("/api/v2/system/bot-defaults").json()["data"]["chat"] == {"talk_value": 0.5}
+    assert len(_statements(lambda: operator_client.get("/api/v2/system/bot-defaults"))) == 1
+    bot.write_text('[chat]\ntalk_value = 0.25\n[extra]\npassword = "p"\n')
+    data = operator_client.get("/api/v2/system/bot-defaults").json()["data"]
+    assert data["chat"] == {"talk_value": 0.25} and data["extra"] == {"password": "********"}
