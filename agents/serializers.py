@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from agents import configdoc
 from agents.models import Agent, AgentConfigVersion
+from core.serializers import OutputModelSerializer
 from core.fields import NameField, QueryBooleanField, StrictCharField, StrictIntegerField
 
 TAGS_MAX_ITEMS = 20
@@ -133,7 +134,7 @@ class AgentConfigBodyInputSerializer(serializers.Serializer):
         return {key: value for key, value in data.items() if key != "config_version"}
 
 
-class AgentOutputSerializer(serializers.ModelSerializer):
+class AgentOutputSerializer(OutputModelSerializer):
     agent_id = serializers.CharField(source="id", read_only=True)
     tenant_id = serializers.CharField(read_only=True)
     config = AgentConfigOutputField()
@@ -193,7 +194,7 @@ class VersionDocumentField(serializers.JSONField):
     """The document of a version as the config routes show documents (masked, with `warnings`)."""
 
 
-class AgentConfigVersionOutputSerializer(serializers.ModelSerializer):
+class AgentConfigVersionOutputSerializer(OutputModelSerializer):
     """A version in the list: who, when, why; no document."""
 
     version = serializers.IntegerField(source="number", read_only=True)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from apikeys.models import ApiKey
 from apikeys.usage import attach_pending
+from core.serializers import OutputModelSerializer
 from core.fields import (
     JSONObjectField,
     NameField,
@@ -138,7 +139,7 @@ class ApiKeyOutputListSerializer(serializers.ListSerializer):
         return super().to_representation(items)
 
 
-class ApiKeyOutputSerializer(serializers.ModelSerializer):
+class ApiKeyOutputSerializer(OutputModelSerializer):
     """The Key object (spec §5.1). `api_key` is the plaintext secret only when the view passes it in the
     context (`raw_key`, create and rotate); everywhere else the masked `key_hint`, so the original's
     clients, whose models declare `api_key` a required string, still get a string (never the secret)."""

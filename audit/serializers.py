@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audit.models import AuditAction, AuditEvent, AuditTarget
+from core.serializers import OutputModelSerializer
 from core.fields import ObjectIdFilterField, StrictCharField, StrictDateTimeField
 
 
@@ -39,7 +40,7 @@ class AuditChangesField(serializers.JSONField):
     pass
 
 
-class AuditEventOutputSerializer(serializers.ModelSerializer):
+class AuditEventOutputSerializer(OutputModelSerializer):
     changes = AuditChangesField()
 
     class Meta:

@@ -106,4 +106,15 @@ def _touch(token_id: int, now: datetime) -> datetime | None:
 
 
 class OperatorSessionAuthentication(SessionAuthentication):
-    """The admin session; unsafe methods need the CSRF token (DRF enforces it)."""
+    """The admin session; unsafe methods need the CSRF token (DRF enforces it).
+
+    On the lean stack (`core.handlers`: a request without a cookie, so without a session) there is no
+    `request.user` to read; the request is marked instead, so `SessionVaryMiddleware` answers with the
+    same `Vary: Cookie` the session middleware adds when a session was looked for.
+    """
+
+    def authenticate(self, request):
+        if not hasattr(request._request, "user"):
+            request._request.session_probed = True
+            return None
+        return super().authenticate(request)

@@ -1,4 +1,5 @@
-"""The service's WSGI handler: Django's, with request transactions only where a request can write.
+"""The service's WSGI handler: Django's, with request transactions only where a request can write, and a
+lean middleware stack for API calls that carry no cookie.
 
 `ATOMIC_REQUESTS` stays on (style guide: every write of a request commits or rolls back as a whole), but a
 safe request (`GET`, `HEAD`, `OPTIONS`) runs without a transaction: its reads autocommit one statement at a
@@ -6,15 +7,52 @@ time, so a `GET` of one object costs authentication plus one query per object sh
 `BEGIN`/`COMMIT` round trips (issue 11). Safe routes write nothing that needs atomicity: the only write a
 `GET` can make is the single-statement use count of an agent key, which must stay counted anyway.
 
+**Lean stack.** Bots and API clients send no cookie. For them the browser-session middleware
+(`LEAN_SKIPPED`: sessions, CSRF, the admin-login throttle, `request.user`, messages, static files) has
+nothing to read and nothing to write, yet it was a third of the cost of a small request. A request whose
+path is an API or operational route (`LEAN_PREFIXES`, `LEAN_PATHS`) and that carries no `Cookie` header runs
+through `settings.MIDDLEWARE` without those classes; every other request (the admin console, the docs, any
+request with a cookie) runs through the whole stack. The answers are the same but for one header: the
+full stack adds `Cookie` to `Vary` when DRF's session authentication looked for a session, which a request
+without a cookie cannot have; the lean stack adds it to the same answers, so a shared cache
+sees the same `Vary` either way (`core.middleware.SessionVaryMiddleware` takes the session middleware's
+place in the chain, so the header's order is kept too).
+
 Served by the sync lane (`core.lanes.build_application`) and by `maimconfig/wsgi.py`.
 """
 
+import threading
+
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Middleware that serves browsers only: skipped for cookie-less API requests (module docstring).
+LEAN_SKIPPED = frozenset({
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "core.login_throttle.AdminLoginThrottleMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+})
+# ... and what takes the place of one of them.
+LEAN_REPLACED = {"django.contrib.sessions.middleware.SessionMiddleware": "core.middleware.SessionVaryMiddleware"}
+LEAN_PREFIXES = ("/api/", "/v1/")
+LEAN_PATHS = frozenset({"/", "/health", "/health/", "/info", "/info/", "/metrics", "/metrics/"})
 
-class ServiceWSGIHandler(WSGIHandler):
+_load_lock = threading.Lock()
+
+
+def lean_eligible(environ) -> bool:
+    """Whether a request may skip the browser-session middleware (module docstring)."""
+    if environ.get("HTTP_COOKIE"):
+        return False
+    path = environ.get("PATH_INFO", "")
+    return path.startswith(LEAN_PREFIXES) or path in LEAN_PATHS
+
+
+class _PerMethodAtomicMixin:
     def make_view_atomic(self, view):
         atomic_view = super().make_view_atomic(view)
         if atomic_view is view:  # non_atomic_requests view, or ATOMIC_REQUESTS off
@@ -26,3 +64,32 @@ class ServiceWSGIHandler(WSGIHandler):
             return atomic_view(request, *args, **kwargs)
 
         return per_method
+
+
+class _LeanHandler(_PerMethodAtomicMixin, WSGIHandler):
+    """`settings.MIDDLEWARE` without `LEAN_SKIPPED`, built once when the worker starts.
+
+    Django builds a handler's chain from `settings.MIDDLEWARE`; the lean list is put in its place only for
+    the duration of this construction, under a lock (nothing else reads the setting once the worker serves).
+    """
+
+    def load_middleware(self, is_async=False):
+        with _load_lock:
+            full = settings.MIDDLEWARE
+            settings.MIDDLEWARE = [LEAN_REPLACED.get(path, path) for path in full if path not in LEAN_SKIPPED]
+            try:
+                super().load_middleware(is_async)
+            finally:
+                settings.MIDDLEWARE = full
+
+
+class ServiceWSGIHandler(_PerMethodAtomicMixin, WSGIHandler):
+    def __init__(self):
+        super().__init__()
+        self._lean = _LeanHandler()
+
+    def get_response(self, request):
+        if lean_eligible(request.META):
+            request._lean_stack = True
+            return self._lean.get_response(request)
+        return super().get_response(request)

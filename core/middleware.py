@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, RequestDataTooBig
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 
 from core.context import current_request_var, request_id_from_header, request_id_var, request_started_var
@@ -66,6 +67,18 @@ class RequestContextMiddleware(_SyncAndAsync):
         finally:
             current_request_var.reset(request_token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class SessionVaryMiddleware(_SyncAndAsync):
+    """The lean stack's stand-in for `SessionMiddleware` (`core.handlers`), in its place in the chain: a
+    request without a cookie has no session, but an answer that looked for one (`session_probed`, set by
+    `core.authentication.OperatorSessionAuthentication`) still varies by `Cookie`, as on the full stack."""
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if getattr(request, "session_probed", False):
+            patch_vary_headers(response, ("Cookie",))
         return response
 
 

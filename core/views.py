@@ -1,5 +1,6 @@
 """Operational routes (spec §13) and the Django-level error views (JSON, never HTML)."""
 
+import functools
 import os
 import threading
 import time
@@ -9,9 +10,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import DisallowedHost
-from django.db import connection
-from django.http import JsonResponse
+from django.db import connection, transaction
+from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext
+from django.views.decorators.csrf import csrf_exempt
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -61,22 +63,48 @@ class OpsView(NonAtomicRequestsMixin, APIView):
     schema = None
 
 
+def root_document() -> dict:
+    return {
+        "message": "MaiMBot API Server",
+        "name": "MaimConfig",
+        "version": settings.MAIMCONFIG_VERSION,
+        "description": SERVICE_DESCRIPTION,
+        "endpoints": ENDPOINTS,
+        "features": [
+            "Multi-tenant isolation of agents, keys and data",
+            "Agent configuration documents with validation and deep merge",
+            "Hashed agent API keys with rotation, expiry, permissions and rate limits",
+            "Agent heartbeats with TTL",
+            "Chat with stored history and an OpenAI-compatible endpoint",
+        ],
+    }
+
+
 class RootView(OpsView):
     def get(self, request):
-        return Response({
-            "message": "MaiMBot API Server",
-            "name": "MaimConfig",
-            "version": settings.MAIMCONFIG_VERSION,
-            "description": SERVICE_DESCRIPTION,
-            "endpoints": ENDPOINTS,
-            "features": [
-                "Multi-tenant isolation of agents, keys and data",
-                "Agent configuration documents with validation and deep merge",
-                "Hashed agent API keys with rotation, expiry, permissions and rate limits",
-                "Agent heartbeats with TTL",
-                "Chat with stored history and an OpenAI-compatible endpoint",
-            ],
-        })
+        return Response(root_document())
+
+
+_root_drf_view = RootView.as_view()
+
+
+@functools.cache
+def _root_body() -> bytes:
+    return JSONRenderer().render(root_document())
+
+
+@csrf_exempt
+@transaction.non_atomic_requests
+def root(request):
+    """`GET /`: the service's self-description. The document is constant, so `GET`/`HEAD` answer with
+    the bytes `RootView` renders, rendered once per process: load balancers and probes call this route
+    often, and it is the baseline of the benchmarks (issue 11). Other methods go to `RootView` (OPTIONS,
+    405), which gives the same answer as before."""
+    if request.method not in ("GET", "HEAD"):
+        return _root_drf_view(request)
+    response = HttpResponse(_root_body(), content_type="application/json")
+    response["Allow"] = "GET, HEAD, OPTIONS"
+    return response
 
 
 HEALTH_CHECK_SECONDS = 2.0  # spec §13.2: each check has a 2-second limit

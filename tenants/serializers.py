@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from core.serializers import OutputModelSerializer
 from core.fields import JSONObjectField, NameField, StrictCharField
 from tenants.models import Tenant
 
@@ -32,7 +33,7 @@ class TenantFilterSerializer(serializers.Serializer):
     search = StrictCharField(min_length=1, max_length=100, required=False)
 
 
-class TenantOutputSerializer(serializers.ModelSerializer):
+class TenantOutputSerializer(OutputModelSerializer):
     tenant_id = serializers.CharField(source="id", read_only=True)
 
     class Meta:

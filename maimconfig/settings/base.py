@@ -121,7 +121,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.http_metrics.PrometheusBeforeMiddleware",
     "core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -140,7 +140,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apikeys.middleware.AgentKeyUsageMiddleware",
     "core.middleware.ApiExceptionMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "core.http_metrics.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "maimconfig.urls"

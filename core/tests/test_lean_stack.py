@@ -1,0 +1,168 @@
+"""The lean middleware stack for cookie-less API requests (core.handlers), the root route's rendered-once
+answer (core.views.root), the metrics middleware's cached series (core.http_metrics) and the output
+serializers' per-class field template (core.serializers). Issue 11: the same answers for less work."""
+
+import io
+import json
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.test import override_settings
+from prometheus_client import REGISTRY
+from rest_framework import serializers
+
+from core.handlers import ServiceWSGIHandler, lean_eligible
+from core.serializers import OutputModelSerializer
+from core.views import RootView
+from tenants.models import Tenant
+from tenants.serializers import TenantOutputSerializer
+from tenants.tests.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _call(handler, method, path, *, cookie=None, token=None):
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    if cookie:
+        environ["HTTP_COOKIE"] = cookie
+    if token:
+        environ["HTTP_AUTHORIZATION"] = f"Token {token}"
+    answer = {}
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        result = handler(environ, lambda status, headers, exc_info=None: answer.update(
+            status=int(status.split()[0]), headers=headers))
+        answer["body"] = b"".join(result)
+        result.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return answer
+
+
+def _comparable(headers):
+    return [(name, value) for name, value in headers if name not in ("X-Request-ID", "Date")]
+
+
+@pytest.mark.parametrize(("path", "cookie", "lean"), [
+    ("/api/v2/tenants", None, True),
+    ("/v1/models", None, True),
+    ("/", None, True),
+    ("/health", None, True),
+    ("/api/v2/tenants", "sessionid=abc", False),  # a browser with a session: the whole stack
+    ("/admin/", None, False),                     # the console always has it
+    ("/docs", None, False),
+])
+def test_which_requests_take_the_lean_stack(path, cookie, lean):
+    environ = {"PATH_INFO": path}
+    if cookie:
+        environ["HTTP_COOKIE"] = cookie
+    assert lean_eligible(environ) is lean
+
+
+def test_the_lean_stack_skips_the_browser_session_middleware():
+    handler = ServiceWSGIHandler()
+    lean_chain = [type(m).__name__ for m in _chain_classes(handler._lean)]
+    full_chain = [type(m).__name__ for m in _chain_classes(handler)]
+    assert "SessionMiddleware" in full_chain and "SessionMiddleware" not in lean_chain
+    assert "CsrfViewMiddleware" not in lean_chain and "MessageMiddleware" not in lean_chain
+    assert "AuthenticationMiddleware" not in lean_chain and "SessionVaryMiddleware" in lean_chain
+
+
+def _chain_classes(handler):
+    """The middleware instances of a handler's chain, outermost first (each wrapped by Django's
+    convert_exception_to_response closure, whose cell holds the instance)."""
+    found, link = [], handler._middleware_chain
+    while link is not None:
+        instance = next((c.cell_contents for c in (link.__closure__ or ())
+                         if hasattr(c.cell_contents, "get_response")), None)
+        if instance is None:
+            break
+        found.append(instance)
+        link = instance.get_response
+    return found
+
+
+@pytest.mark.parametrize("path", ["/api/v2/tenants", "/api/v2/tenants/tenant_missing", "/api/v2/nothing-here"])
+def test_lean_and_full_stacks_answer_alike(path):
+    """The same request with and without an unrelated cookie (which sends it through the whole stack):
+    same status, same headers (Vary: Cookie included, in the same order) and the same body."""
+    handler = ServiceWSGIHandler()
+    lean = _call(handler, "GET", path)
+    full = _call(handler, "GET", path, cookie="theme=dark")
+    assert lean["status"] == full["status"]
+    assert _comparable(lean["headers"]) == _comparable(full["headers"])
+    volatile = ("request_id", "timestamp", "execution_time")
+    assert {k: v for k, v in json.loads(lean["body"]).items() if k not in volatile} == \
+        {k: v for k, v in json.loads(full["body"]).items() if k not in volatile}
+
+
+def test_an_operator_request_on_the_lean_stack_is_served(operator_token):
+    tenant = TenantFactory()
+    answer = _call(ServiceWSGIHandler(), "GET", f"/api/v2/tenants/{tenant.pk}", token=operator_token)
+    assert answer["status"] == 200 and tenant.pk.encode() in answer["body"]
+
+
+def test_root_answers_with_what_rootview_renders():
+    handler = ServiceWSGIHandler()
+    answer = _call(handler, "GET", "/")
+    from rest_framework.test import APIRequestFactory
+
+    drf = RootView.as_view()(APIRequestFactory().get("/"))
+    drf.render()
+    assert answer["status"] == 200 and answer["body"] == drf.content
+    assert dict(answer["headers"])["Content-Type"] == "application/json"
+    assert dict(answer["headers"])["Allow"] == "GET, HEAD, OPTIONS"
+    assert _call(handler, "POST", "/")["status"] == 405
+    assert _call(handler, "OPTIONS", "/")["status"] == 200
+
+
+@override_settings(MAIMCONFIG_VERSION="9.9.9-test")
+def test_root_document_follows_the_settings_it_is_built_from():
+    from core.views import _root_body
+
+    _root_body.cache_clear()
+    try:
+        assert b'"version":"9.9.9-test"' in _call(ServiceWSGIHandler(), "GET", "/")["body"]
+    finally:
+        _root_body.cache_clear()
+
+
+def test_metrics_middleware_still_counts_each_request_by_view_and_method():
+    def count():
+        return sum(sample.value for metric in REGISTRY.collect()
+                   if metric.name == "django_http_responses_total_by_status_view_method"
+                   for sample in metric.samples
+                   if sample.name.endswith("_total") and sample.labels.get("view") == "tenants:tenant-detail"
+                   and sample.labels.get("method") == "GET")
+
+    handler = ServiceWSGIHandler()
+    before = count()
+    for _ in range(3):
+        _call(handler, "GET", "/api/v2/tenants/tenant_missing")
+    assert count() == before + 3
+
+
+def test_output_serializers_share_no_field_objects_and_keep_their_output():
+    first, second = TenantFactory(), TenantFactory()
+    a, b = TenantOutputSerializer(first), TenantOutputSerializer(second)
+    assert a.data["tenant_id"] == first.pk and b.data["tenant_id"] == second.pk
+    assert all(a.fields[name] is not b.fields[name] for name in a.fields)
+    assert a.fields["tenant_id"].parent is a and b.fields["tenant_id"].parent is b
+
+    class PlainTenantSerializer(serializers.ModelSerializer):  # what DRF builds without the template
+        tenant_id = serializers.CharField(source="id", read_only=True)
+
+        class Meta(TenantOutputSerializer.Meta):
+            pass
+
+    assert TenantOutputSerializer(first).data == PlainTenantSerializer(first).data
+    assert isinstance(TenantOutputSerializer(), OutputModelSerializer)
+    assert Tenant.objects.count() == 2
