@@ -28,6 +28,7 @@ in the same Lua script with Redis, in a process-local buffer without (flushed by
 killed with `kill -9` loses at most one flush interval of dashboard counts, never a key's `usage_count`).
 """
 
+import contextvars
 import logging
 import os
 import secrets
@@ -191,6 +192,12 @@ def _meter_field(metric: str, hour: int, tenant_id: str, agent_id: str, key_id: 
     return "|".join((str(hour), metric, tenant_id or "", agent_id or "", key_id or "", dimension or ""))
 
 
+# Set by the fast lane (`activity.fastlane`) when it hands a request to Django after its script already
+# took the request's window unit and counted its use (its database write failed): Django's count of that
+# request returns this result instead of counting a second time. `(key id, UseResult)`; unset otherwise.
+precounted_use: contextvars.ContextVar = contextvars.ContextVar("maimconfig_precounted_use", default=None)
+
+
 def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | None, units: int = 1,
               now: datetime | None = None) -> UseResult:
     """Check 8 of spec §6.2 for `units` uses: the per-minute limit (all or nothing), then count them.
@@ -199,6 +206,10 @@ def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | No
     database is written later (write-behind). Without Redis or while it is unreachable: the limit in the
     Django cache (or per `MAIMCONFIG_RATELIMIT_ON_CACHE_FAILURE`) and an atomic UPDATE now.
     """
+    handed = precounted_use.get()
+    if handed is not None and handed[0] == api_key_id and units == 1:
+        precounted_use.set(None)  # once: this request's context only
+        return handed[1]
     now = now or timezone.now()
     now_us = _us(now)
     ensure_flusher()
