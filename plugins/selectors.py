@@ -1,7 +1,9 @@
 """Reads on plugin settings (spec §8): tenant defaults, agent overrides and the merged view."""
 
 import re
+from functools import cache
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext
 
@@ -36,6 +38,42 @@ def plugin_setting_list(*, tenant_id: str, agent_id: str | None = None, merged: 
         else:
             query = query.filter(agent_scope=agent_id)
     return query.order_by("-created_at", "-id")
+
+
+@cache
+def _v1_sql(vendor: str, with_agent: bool) -> str:
+    """The v1 list's SELECT, built once per database vendor and shape: the same rows and order as
+    `plugin_setting_list(merged=True)`, written by hand (compiling the ORM query cost more client CPU than
+    running it on this bot-facing route)."""
+    from agents.models import Agent
+
+    qn = connection.ops.quote_name
+    table, col = qn(PluginSetting._meta.db_table), lambda name: qn(PluginSetting._meta.get_field(name).column)
+    select = (f"SELECT p.{col('plugin_name')}, p.{col('enabled')}, p.{col('config')} FROM {table} p "
+              f"WHERE p.{col('tenant')} = %s")
+    order = f" ORDER BY p.{col('created_at')} DESC, p.{col('id')} DESC"
+    if not with_agent:
+        return f"{select} AND p.{col('agent_scope')} = ''{order}"
+    return (
+        f"{select} AND EXISTS (SELECT 1 FROM {qn(Agent._meta.db_table)} a WHERE a.{qn('id')} = %s "
+        f"AND a.{qn('tenant_id')} = %s) "
+        f"AND (p.{col('agent_scope')} = %s OR (p.{col('agent_scope')} = '' AND NOT EXISTS ("
+        f"SELECT 1 FROM {table} o WHERE o.{col('tenant')} = p.{col('tenant')} AND o.{col('agent_scope')} = %s "
+        f"AND o.{col('plugin_name')} = p.{col('plugin_name')}))){order}"
+    )
+
+
+def plugin_setting_v1_list(*, tenant_id: str, agent_id: str | None = None) -> list[dict]:
+    """`GET /api/v1/plugins/settings`: `[{plugin_name, enabled, config}]`, the rows of
+    `plugin_setting_list(tenant_id=…, agent_id=…, merged=True)` in its order, from one prepared statement
+    and without model instances."""
+    params = [tenant_id] if agent_id is None else [tenant_id, agent_id, tenant_id, agent_id, agent_id]
+    config_field = PluginSetting._meta.get_field("config")
+    with connection.cursor() as cursor:
+        cursor.execute(_v1_sql(connection.vendor, agent_id is not None), params)
+        rows = cursor.fetchall()
+    return [{"plugin_name": name, "enabled": bool(enabled),
+             "config": config_field.from_db_value(config, None, connection)} for name, enabled, config in rows]
 
 
 def plugin_setting_get(*, setting_id: str, tenant_id: str | None = None,

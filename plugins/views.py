@@ -78,8 +78,8 @@ class PluginSettingsV1View(APIView):
         agent_id = params.get("agent_id", agent_id)
         if tenant_id is None:
             raise validation_error({"tenant_id": ["This field is required."]})
-        settings = selectors.plugin_setting_list(tenant_id=tenant_id, agent_id=agent_id, merged=True)
-        return Response(PluginSettingV1OutputSerializer(settings, many=True).data)
+        # Plain dicts in the shape of PluginSettingV1OutputSerializer (one statement, no model instances).
+        return Response(selectors.plugin_setting_v1_list(tenant_id=tenant_id, agent_id=agent_id))
 
     @extend_schema(
         summary="Create or overwrite a plugin setting (compatibility; bare JSON)",

@@ -166,3 +166,45 @@ def test_body_guard_errors_are_bare_too(operator_client, settings):
     body = {"plugin_name": "p", "enabled": True, "config": {"x": "y" * 200}}
     _error(operator_client.post(f"{URL}?tenant_id={tenant.id}", body, format="json"), 413, "PAYLOAD_TOO_LARGE")
     assert not PluginSetting.objects.exists()
+
+
+def test_v1_list_is_the_merged_list_in_one_statement(key_client, operator_client):
+    """The v1 read (a hand-written statement) answers the rows and order of the ORM's merged list, with
+    case-sensitive names, for tenant defaults, an agent's merged view and a foreign agent; an agent key's
+    read is one statement besides the key's authentication."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from plugins import selectors
+
+    tenant, other = TenantFactory(), TenantFactory()
+    agent, sibling, foreign = AgentFactory(tenant=tenant), AgentFactory(tenant=tenant), AgentFactory(tenant=other)
+    for name, config in (("Weather", {"a": 1}), ("weather", {"b": [1, "二"]}), ("天气插件", {}), ("x", {"n": None})):
+        PluginSettingFactory(tenant=tenant, plugin_name=name, enabled=name != "x", config=config)
+    PluginSettingFactory(tenant=tenant, agent=agent, plugin_name="weather", enabled=False, config={"o": True})
+    PluginSettingFactory(tenant=tenant, agent=agent, plugin_name="only_agent", enabled=True, config={})
+    PluginSettingFactory(tenant=tenant, agent=sibling, plugin_name="x", enabled=True, config={"s": 1})
+    PluginSettingFactory(tenant=other, plugin_name="weather", enabled=True, config={})
+
+    def orm(tenant_id, agent_id=None):
+        return [{"plugin_name": s.plugin_name, "enabled": s.enabled, "config": s.config}
+                for s in selectors.plugin_setting_list(tenant_id=tenant_id, agent_id=agent_id, merged=True)]
+
+    for tenant_id, agent_id in ((tenant.pk, None), (tenant.pk, agent.pk), (tenant.pk, sibling.pk),
+                                (tenant.pk, foreign.pk), (other.pk, None), (other.pk, agent.pk),
+                                ("tenant_000000000000", None)):
+        expected = orm(tenant_id, agent_id)
+        assert selectors.plugin_setting_v1_list(tenant_id=tenant_id, agent_id=agent_id) == expected
+        query = {"tenant_id": tenant_id} | ({"agent_id": agent_id} if agent_id else {})
+        assert json.loads(operator_client.get(URL, query).content) == expected
+    assert len(orm(tenant.pk, agent.pk)) == 5
+
+    client = key_client(agent)
+    assert client.get(URL).status_code == 200  # warms the key state
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(URL, {"tenant_id": tenant.pk, "agent_id": agent.pk})
+    assert response.status_code == 200 and json.loads(response.content) == orm(tenant.pk, agent.pk)
+    statements = [q["sql"] for q in context.captured_queries
+                  if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+    route = [sql for sql in statements if "apikeys_apikey" not in sql]  # the rest is the key's authentication
+    assert len(route) == 1 and "plugins_pluginsetting" in route[0], route
