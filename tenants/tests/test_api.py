@@ -221,3 +221,35 @@ def test_head_and_options(operator_client):
     assert operator_client.head(URL).status_code == 200
     response = operator_client.options(URL)
     assert response.status_code == 200 and "GET" in response["Allow"]
+
+
+def _route_statements(call) -> list[str]:
+    """The SQL statements `call()` makes besides the request transaction's savepoints and the operator
+    token's lookup."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as context:
+        call()
+    return [q["sql"] for q in context.captured_queries
+            if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))
+            and "core_operatortoken" not in q["sql"]]
+
+
+def test_get_is_one_statement_and_the_orm_answer(operator_client):
+    """`GET /tenants/{id}` reads the tenant with one prepared statement; the answer is the serializer's
+    answer for the ORM's instance (every field, JSON and date-times converted alike)."""
+    from tenants.selectors import object_by_pk
+    from tenants.serializers import TenantOutputSerializer
+
+    tenant = TenantFactory(tenant_config={"a": [1, {"b": "二"}], "n": None}, description="d",
+                           contact_email="x@example.com", owner_id="o")
+    responses = []
+    statements = _route_statements(lambda: responses.append(operator_client.get(f"/api/v2/tenants/{tenant.pk}")))
+    assert len(statements) == 1 and "tenants_tenant" in statements[0], statements
+    assert responses[0].json()["data"] == TenantOutputSerializer(Tenant.objects.get(pk=tenant.pk)).data
+    loaded = object_by_pk(Tenant, tenant.pk)
+    assert loaded._state.adding is False and loaded._state.db == "default"
+    assert {f.attname: getattr(loaded, f.attname) for f in Tenant._meta.concrete_fields} == \
+        {f.attname: getattr(Tenant.objects.get(pk=tenant.pk), f.attname) for f in Tenant._meta.concrete_fields}
+    assert object_by_pk(Tenant, "tenant_000000000000") is None
