@@ -112,7 +112,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited key"])
-def test_fast_heartbeat_equals_djangos(lane, case, limited):
+def test_fast_heartbeat_equals_djangos(lane, case, limited, frozen_clock):
     key = ApiKeyFactory(permissions=[], rate_limit_per_minute=30 if limited else None)
     body, in_header, headers = CASES[case](key)
     auth = key.raw_key if in_header else None
