@@ -12,6 +12,7 @@ Without Redis, or while Redis is unreachable (never an error, §1.5), slots are 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -49,6 +50,9 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 0
 """
+
+# The script's SHA1: sent with EVALSHA (the script text only when Redis does not know it yet).
+_ACQUIRE_SHA = hashlib.sha1(_ACQUIRE.encode()).hexdigest()
 
 _local_lock = threading.Lock()
 _local_held: dict[str, int] = defaultdict(int)
@@ -127,8 +131,8 @@ def acquire(*, api_key_id: str, tenant_id: str, units: int = 1, hold_seconds: fl
         now_ms = int(time.time() * 1000)
         expiry_ms = now_ms + int((hold_seconds + EXPIRY_MARGIN_SECONDS) * 1000)
         try:
-            outcome = client.eval(_ACQUIRE, 2, key_scope, tenant_scope, now_ms, expiry_ms, token, units,
-                                  key_limit, tenant_limit)
+            outcome = _evaluate(client, key_scope, tenant_scope, now_ms, expiry_ms, token, units, key_limit,
+                                tenant_limit)
         except Exception:  # noqa: BLE001 - Redis unreachable: never an error (api.md §1.5)
             if not _redis_down_logged:
                 _redis_down_logged = True
@@ -148,6 +152,16 @@ def acquire(*, api_key_id: str, tenant_id: str, units: int = 1, hold_seconds: fl
         _local_held[key_scope] += units
         _local_held[tenant_scope] += units
     return Slots(key_scope, tenant_scope, units)
+
+
+def _evaluate(client, *args):
+    """The acquire script by its SHA1 (EVALSHA), loading it on NOSCRIPT (a restarted or flushed Redis)."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        return client.evalsha(_ACQUIRE_SHA, 2, *args)
+    except NoScriptError:
+        return client.eval(_ACQUIRE, 2, *args)
 
 
 def held(*, api_key_id: str, tenant_id: str) -> tuple[int, int]:
