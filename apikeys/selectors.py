@@ -12,7 +12,7 @@ from apikeys.keys import hash_key
 from apikeys.models import ApiKey, computed_status
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
-from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
+from tenants.selectors import object_by_pk, tenant_id_if_exists  # noqa: F401  (re-exported for the views)
 
 _ID_RE = re.compile(r"^key_[0-9a-f]{12}$")
 
@@ -54,6 +54,15 @@ def apikey_get(*, api_key_id: str) -> ApiKey:
     return key
 
 
+def apikey_get_shown(*, api_key_id: str) -> ApiKey:
+    """`apikey_get` for `GET /api-keys/{id}`: the key row alone (the answer shows the tenant and agent ids
+    only), read with one prepared statement; KEY_001 likewise."""
+    key = object_by_pk(ApiKey, api_key_id) if isinstance(api_key_id, str) and _ID_RE.match(api_key_id) else None
+    if key is None:
+        raise ApplicationError(ErrorCode.KEY_001, "The API key does not exist.")
+    return key
+
+
 def status_q(status: str, *, now: datetime | None = None) -> Q:
     """The computed status (spec §2.4) as a database condition."""
     now = now or timezone.now()
@@ -66,8 +75,9 @@ def status_q(status: str, *, now: datetime | None = None) -> Q:
 
 def apikey_list(*, tenant_id: str | None = None, agent_id: str | None = None,
                 status: str | None = None) -> QuerySet[ApiKey]:
-    """Keys, newest first. Unknown tenant/agent filters simply match nothing (spec §1.7)."""
-    query = ApiKey.objects.select_related("tenant", "agent")
+    """Keys, newest first. Unknown tenant/agent filters simply match nothing (spec §1.7). The rows alone:
+    the Key object shows its tenant and agent ids only."""
+    query = ApiKey.objects.all()
     if tenant_id is not None:
         query = query.filter(tenant_id=tenant_id)
     if agent_id is not None:

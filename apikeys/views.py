@@ -24,10 +24,11 @@ from apikeys.serializers import (
     ValidateVerdictOutputSerializer,
 )
 from apikeys.throttling import AuthRateThrottle
-from core.api import NonAtomicRequestsMixin, ok, paginated
+from core.api import NonAtomicRequestsMixin, ok
 from core.errors import ErrorCode
 from core.exceptions import tenant_resolved
 from core.openapi import envelope, paginated_envelope, parse_query
+from tenants.selectors import tenant_page
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -66,9 +67,8 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         filters = parse_query(request, ApiKeyFilterSerializer)
-        tenant_id = selectors.tenant_id_if_exists(tenant_id=filters.get("tenant_id"))
-        return paginated(self, selectors.apikey_list(**filters), ApiKeyOutputSerializer,
-                         message="API keys listed", tenant_id=tenant_id)
+        return tenant_page(self, selectors.apikey_list(**filters), ApiKeyOutputSerializer,
+                           message="API keys listed", tenant_id=filters.get("tenant_id"))
 
     def create(self, request):
         serializer = ApiKeyCreateInputSerializer(data=request.data)
@@ -78,7 +78,7 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
                   headers=NO_STORE)
 
     def retrieve(self, request, api_key_id=None):
-        key = selectors.apikey_get(api_key_id=api_key_id)
+        key = selectors.apikey_get_shown(api_key_id=api_key_id)
         return ok(_key(key), message="API key retrieved", tenant_id=key.tenant_id)
 
     def update(self, request, api_key_id=None):

@@ -77,3 +77,26 @@ def tenant_list(*, status: str | None = None, tenant_type: str | None = None,
         # every database (the MariaDB column is binary-collated, see CaseFoldKeyField).
         query = query.filter(name_key__contains=casefold_name(search))
     return query.order_by("-created_at", "-id")
+
+
+def tenant_page(view, queryset, serializer_class, *, message: str, tenant_id: str | None):
+    """`core.api.paginated` for a list filtered by `tenant_id` (or not filtered), with fewer statements.
+
+    The page is read first; the COUNT is made only when the page cannot tell the total (a full page, or
+    an empty page past the first), and the envelope's `tenant_id` needs no existence check when the page
+    shows a row of that tenant (rows reference their tenant). Same answer as `paginated` with
+    `tenant_id_if_exists`; a one-page list costs one statement instead of three.
+    """
+    from core.api import ok
+
+    paginator = view.paginator
+    paginator.page, paginator.page_size = paginator.parse(view.request.query_params)
+    offset = (paginator.page - 1) * paginator.page_size
+    rows = list(queryset[offset : offset + paginator.page_size])
+    if rows and len(rows) < paginator.page_size or not rows and offset == 0:
+        paginator.total = offset + len(rows)
+    else:
+        paginator.total = queryset.count()
+    items = serializer_class(rows, many=True, context={"request": view.request}).data
+    shown = tenant_id if rows and isinstance(tenant_id, str) and tenant_id else tenant_id_if_exists(tenant_id=tenant_id)
+    return ok(paginator.page_payload(items), message=message, tenant_id=shown)

@@ -286,3 +286,18 @@ def test_wrong_method_is_405(operator_client):
     response = operator_client.post(URL, {}, format="json")
     assert response.status_code == 405
     assert response.json()["error_code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_list_statements(operator_client, assert_max_statements):
+    """The activity list of a tenant: the page alone when it tells the total and shows the tenant."""
+    from activity.services import activity_upsert
+    from agents.tests.factories import AgentFactory
+
+    agent = AgentFactory()
+    activity_upsert(agent=agent, ttl_seconds=60)
+    with assert_max_statements(2) as context:  # the operator token + the page
+        response = operator_client.get("/api/v2/agent-activity", {"tenant_id": agent.tenant_id})
+    body = response.json()
+    assert body["tenant_id"] == agent.tenant_id and body["data"]["total"] == 1
+    assert body["data"]["items"][0]["agent_id"] == agent.pk
+    assert not any("COUNT" in q["sql"].upper() for q in context.captured_queries)

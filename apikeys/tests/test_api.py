@@ -313,3 +313,47 @@ def test_management_routes_need_an_operator(api_client, api_key):
 def test_open_mode(api_client, open_mode):
     agent = AgentFactory()
     assert create(api_client, agent_id=agent.id, name="k").status_code == 200
+
+
+def _route_statements(call) -> list[str]:
+    """The statements `call()` makes besides the request transaction's savepoints and the operator token."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as context:
+        call()
+    return [q["sql"] for q in context.captured_queries
+            if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))
+            and "core_operatortoken" not in q["sql"]]
+
+
+def test_get_and_list_statements(operator_client):
+    """`GET /api-keys/{id}`: one statement (the key row, no join). The list: the page alone when it tells
+    the total and shows the tenant; a COUNT only for a full page or an empty page past the first; the
+    tenant existence check only when no row shows it. Same answers as before (total, pages, tenant_id)."""
+    tenant = TenantFactory()
+    keys = [ApiKeyFactory(agent=AgentFactory(tenant=tenant)) for _ in range(3)]
+    answers = []
+    statements = _route_statements(lambda: answers.append(operator_client.get(f"{URL}/{keys[0].pk}")))
+    assert len(statements) == 1 and "JOIN" not in statements[0].upper(), statements
+    assert answers[0].json()["data"]["api_key_id"] == keys[0].pk
+
+    def listing(query):
+        answers.clear()
+        found = _route_statements(lambda: answers.append(operator_client.get(URL, query)))
+        return len(found), answers[0].json()
+
+    count, body = listing({"tenant_id": tenant.pk})
+    assert count == 1 and body["tenant_id"] == tenant.pk
+    assert (body["data"]["total"], body["data"]["pages"], len(body["data"]["items"])) == (3, 1, 3)
+    count, body = listing({"tenant_id": tenant.pk, "page_size": 2})  # a full page: COUNT
+    assert count == 2 and body["data"]["pagination"] == {"page": 1, "page_size": 2, "total": 3, "total_pages": 2,
+                                                           "has_next": True, "has_prev": False}
+    count, body = listing({"tenant_id": tenant.pk, "page_size": 2, "page": 2})  # the last, short page
+    assert count == 1 and body["data"]["total"] == 3 and len(body["data"]["items"]) == 1
+    count, body = listing({"tenant_id": tenant.pk, "page": 5})  # past the end: COUNT, and the tenant check
+    assert count == 3 and body["data"]["total"] == 3 and body["data"]["items"] == [] and body["tenant_id"] == tenant.pk
+    count, body = listing({"tenant_id": "tenant_000000000000"})
+    assert count == 2 and body["tenant_id"] is None and body["data"]["total"] == 0
+    count, body = listing({"status": "disabled"})
+    assert count == 1 and body["tenant_id"] is None and body["data"]["total"] == 0
