@@ -288,15 +288,28 @@ def _is_secure(scope, headers: dict[bytes, bytes]) -> bool:
     return scope.get("scheme", "http") == "https"
 
 
+_hosts: dict[tuple, bool] = {}
+
+
 def _host_allowed(scope, headers: dict[bytes, bytes]) -> bool:
     """`HttpRequest.get_host()` would not raise DisallowedHost (CommonMiddleware calls it)."""
-    from django.http.request import split_domain_port, validate_host
-
     if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in headers:
         return False
     raw = headers.get(b"host")
     if raw is None:
         return False
+    key = (raw, tuple(settings.ALLOWED_HOSTS), settings.DEBUG)
+    found = _hosts.get(key)
+    if found is None:
+        if len(_hosts) > 256:
+            _hosts.clear()
+        found = _hosts[key] = _check_host(raw)
+    return found
+
+
+def _check_host(raw: bytes) -> bool:
+    from django.http.request import split_domain_port, validate_host
+
     allowed = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
@@ -501,11 +514,22 @@ class _Metrics:
 
 
 _renderer = None
+_messages: dict[tuple[str, str], str] = {}
+
+
+def _message(message: str, language: str) -> str:
+    """`message` in `language`, as `build_envelope` translates it (cached: the lane answers few sentences)."""
+    found = _messages.get((message, language))
+    if found is None:
+        with translation.override(language):
+            found = _messages[(message, language)] = translation.gettext(message)
+    return found
 
 
 def render(*, message: str, data, tenant_id: str | None, language: str) -> bytes:
-    """The envelope bytes `core.renderers.EnvelopeJSONRenderer` produces for a success with this payload
-    (the envelope is built by `core.envelope.build_envelope`, the message translated into `language`)."""
+    """The envelope bytes `core.renderers.EnvelopeJSONRenderer` produces for a success with this payload:
+    the envelope of `core.envelope.build_envelope` (its keys, timestamp, request id, execution time), with
+    the message translated into `language` once per process instead of per request."""
     global _renderer
     from core.envelope import build_envelope
 
@@ -513,11 +537,8 @@ def render(*, message: str, data, tenant_id: str | None, language: str) -> bytes
         from core.renderers import EnvelopeJSONRenderer
 
         _renderer = EnvelopeJSONRenderer()
-    if language == settings.LANGUAGE_CODE:
-        body = build_envelope(success=True, message=message, data=data, tenant_id=tenant_id)
-    else:
-        with translation.override(language):
-            body = build_envelope(success=True, message=message, data=data, tenant_id=tenant_id)
+    body = build_envelope(success=True, message="", data=data, tenant_id=tenant_id)
+    body["message"] = _message(message, language)
     return _renderer.render(body)
 
 
