@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Auth benchmark (`make bench-auth`): the default serving configuration (gunicorn.conf.py: ASGI workers,
 # lane dispatcher) against MariaDB + Redis on loopback, wrk at 16 connections on
-# POST /api/v2/auth/validate-api-key and on a trivial endpoint (GET /, no database) of the same server, in
-# the same run; then an exactness phase: N validations must add exactly N to usage_count (as the API
+# POST /api/v2/auth/validate-api-key and on a trivial endpoint (GET /, no database) of the same server, and
+# on a bare WSGI hello app served by the same gunicorn configuration (bench/bare_hello.py: run in the sync
+# lane's thread pool as every WSGI app is; the bare ASGI hello is shown for reference), in the same run;
+# then an exactness phase: N validations must add exactly N to usage_count (as the API
 # shows it: stored + pending in Redis; and stored, once the workers have flushed).
 #
 # Environment (all optional):
@@ -10,7 +12,8 @@
 #   BENCH_PORT (8203)  BENCH_ROUNDS (5)  BENCH_DURATION (5s per measurement)  BENCH_CONNECTIONS (16)  BENCH_WRK_THREADS (2)
 #   BENCH_EXACT_N (3000)  GUNICORN_WORKERS (gunicorn.conf.py's)  BENCH_CACHE_URL (redis://127.0.0.1:6379/15;
 #   "locmem" for the embedded default)
-# Targets (issue 11): validate >= 60 % of the trivial rate, p99 <= 20 ms, usage counts exact.
+# Targets (issue 11): trivial >= 35 % of the bare WSGI hello, validate >= 60 % of the trivial rate,
+# validate p99 <= 20 ms, usage counts exact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,21 +53,29 @@ usage() { "$PY" manage.py shell -c "$(cat bench/auth_usage.py)" | tail -n 1; }
 
 "$GUNICORN" -c gunicorn.conf.py >/tmp/maimconfig-bench-auth-$PORT.log 2>&1 &
 GPID=$!
-trap 'kill $GPID 2>/dev/null; wait $GPID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-  sleep 0.2
+GUNICORN_BIND=127.0.0.1:$((PORT + 1)) "$GUNICORN" -c gunicorn.conf.py bench.bare_hello:wsgi_app \
+  >/tmp/maimconfig-bench-bare-$PORT.log 2>&1 &
+BARE_PID=$!
+GUNICORN_BIND=127.0.0.1:$((PORT + 2)) "$GUNICORN" -c gunicorn.conf.py bench.bare_hello:asgi_app \
+  >/tmp/maimconfig-bench-bare-asgi-$PORT.log 2>&1 &
+BARE_ASGI_PID=$!
+trap 'kill $GPID $BARE_PID $BARE_ASGI_PID 2>/dev/null; wait $GPID $BARE_PID $BARE_ASGI_PID 2>/dev/null || true' EXIT
+for url in "http://127.0.0.1:$PORT/health" "http://127.0.0.1:$((PORT + 1))/" "http://127.0.0.1:$((PORT + 2))/"; do
+  for _ in $(seq 1 100); do
+    curl -fsS "$url" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS "$url" >/dev/null
 done
-curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
 
 URL=http://127.0.0.1:$PORT
 source bench/cpu_ticks.sh
 
-run_wrk() {  # run_wrk MODE PATH DURATION: the RESULT line, plus the CPU-ms per request of app and database
-  local before after line
-  before=$(cpu_ticks "$GPID")
-  line=$(MODE=$1 "$WRK" -t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency -s bench/auth_wrk.lua "$URL$2" | grep '^RESULT')
-  after=$(cpu_ticks "$GPID")
+run_wrk() {  # run_wrk MODE PATH DURATION [MASTER_PID BASE_URL]: the RESULT line, plus the CPU-ms per request
+  local before after line pid=${4:-$GPID} base=${5:-$URL}
+  before=$(cpu_ticks "$pid")
+  line=$(MODE=$1 "$WRK" -t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency -s bench/auth_wrk.lua "$base$2" | grep '^RESULT')
+  after=$(cpu_ticks "$pid")
   awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v line="$line" 'BEGIN {
     split(b, x, " "); split(a, y, " "); match(line, /requests=[0-9]+/); n = substr(line, RSTART + 9, RLENGTH - 9);
     printf "%s app_cpu_ms=%.3f db_cpu_ms=%.3f\n", line, (y[1]-x[1])*1000/hz/(n ? n : 1), (y[2]-x[2])*1000/hz/(n ? n : 1) }'
@@ -74,23 +85,35 @@ echo "gunicorn (gunicorn.conf.py, ASGI lane dispatcher) on $GUNICORN_BIND; datab
 echo "warm-up..."
 run_wrk trivial / 3s >/dev/null
 run_wrk validate /api/v2/auth/validate-api-key 3s >/dev/null
+run_wrk bare / 2s "$BARE_PID" "http://127.0.0.1:$((PORT + 1))" >/dev/null
+run_wrk bare_asgi / 2s "$BARE_ASGI_PID" "http://127.0.0.1:$((PORT + 2))" >/dev/null
 
-# Interleaved rounds (trivial, validate, trivial, validate, ...): on a shared 2-core machine the speed
+# Interleaved rounds (bare, trivial, validate, bare ASGI; bare, trivial, ...): on a shared 2-core machine the speed
 # of the whole box drifts between runs, so each round's pair is measured back to back and the report
 # gives medians over the rounds (rates, ratio, latencies), plus every round's line with the CPU time
 # per request of gunicorn and of MariaDB (a figure that drifts far less than req/s).
 BEFORE=$(usage)
 ROUND_LINES=""
+BARE_LINES=""
+BARE_ASGI_LINES=""
 for round in $(seq 1 "$ROUNDS"); do
+  B_LINE=$(run_wrk bare / "$DURATION" "$BARE_PID" "http://127.0.0.1:$((PORT + 1))")
   T_LINE=$(run_wrk trivial / "$DURATION")
   V_LINE=$(run_wrk validate /api/v2/auth/validate-api-key "$DURATION")
+  A_LINE=$(run_wrk bare_asgi / "$DURATION" "$BARE_ASGI_PID" "http://127.0.0.1:$((PORT + 2))")
+  echo "round $round: $B_LINE"
   echo "round $round: $T_LINE"
   echo "round $round: $V_LINE"
+  echo "round $round: $A_LINE"
   ROUND_LINES+="$T_LINE"$'\n'"$V_LINE"$'\n'
+  BARE_LINES+="$B_LINE"$'\n'"$T_LINE"$'\n'
+  BARE_ASGI_LINES+="$A_LINE"$'\n'"$T_LINE"$'\n'
 done
 AFTER=$(usage)
 
 read -r T_RPS V_RPS RATIO V_P50 V_P99 V_OK V_BAD T_CPU V_CPU < <("$PY" bench/wrk_rounds.py trivial validate <<<"$ROUND_LINES")
+read -r B_RPS _ BARE_RATIO _ _ _ _ B_CPU _ < <("$PY" bench/wrk_rounds.py bare trivial <<<"$BARE_LINES")
+read -r A_RPS _ ASGI_RATIO _ _ _ _ A_CPU _ < <("$PY" bench/wrk_rounds.py bare_asgi trivial <<<"$BARE_ASGI_LINES")
 COUNTED=$((AFTER - BEFORE))
 echo "usage_count grew by $COUNTED during the wrk runs; wrk saw $V_OK valid verdicts, $V_BAD other answers" \
      "(requests still in flight when wrk stops are counted by the server but not by wrk: at most $CONNS per round)"
@@ -109,6 +132,9 @@ echo
 echo "medians over $ROUNDS rounds: validate-api-key $V_RPS req/s, p50 $V_P50 ms, p99 $V_P99 ms;" \
      "trivial GET / $T_RPS req/s; validate/trivial $RATIO;" \
      "CPU per request (gunicorn + MariaDB): validate $V_CPU ms, trivial $T_CPU ms"
+echo "bare WSGI hello (sync lane) $B_RPS req/s ($B_CPU ms CPU/request): trivial/bare $BARE_RATIO;" \
+     "bare ASGI hello (event loop) $A_RPS req/s ($A_CPU ms): trivial/bare ASGI $ASGI_RATIO"
+check "trivial >= 35 % of the bare WSGI hello (median ratio $BARE_RATIO)" "$BARE_RATIO >= 0.35"
 check "validate >= 60 % of the trivial rate (median ratio $RATIO)" "$RATIO >= 0.6"
 check "validate p99 <= 20 ms ($V_P99)" "$V_P99 <= 20"
 check "no failed validations during wrk ($V_BAD)" "$V_BAD == 0"

@@ -1,6 +1,7 @@
 """Per-request context shared by logging, the envelope and the exception handler."""
 
 import contextvars
+import random
 import re
 import uuid
 
@@ -13,7 +14,25 @@ def request_id_from_header(value: str | None) -> str:
     """The client's X-Request-ID when it is well formed (spec §1.4), else a fresh UUID4."""
     if value and _REQUEST_ID_RE.match(value):
         return value
-    return str(uuid.uuid4())
+    return new_request_id()
+
+
+# Version 4, variant RFC 4122: the bits `uuid.uuid4()` sets.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """A random UUID4 from the process's Mersenne Twister (`random`), not from `os.urandom`.
+
+    A request id only needs to be unique, not unpredictable: it is echoed to the caller and logged, and
+    authorises nothing. `uuid.uuid4()` reads `os.urandom`, a system call that releases the GIL; with the
+    sync lane's threads busy, getting the GIL back cost a request a wait of up to the interpreter's switch
+    interval (seen as the top line of a sampling profile of a loaded worker, issue 11). `random` is
+    reseeded from the OS in every forked worker (CPython does it after `fork`), so workers do not share
+    a sequence.
+    """
+    return str(uuid.UUID(int=(random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET))
 
 # perf_counter() value at the start of the request; 0.0 outside a request.
 request_started_var: contextvars.ContextVar[float] = contextvars.ContextVar("request_started", default=0.0)

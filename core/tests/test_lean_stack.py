@@ -166,3 +166,19 @@ def test_output_serializers_share_no_field_objects_and_keep_their_output():
     assert TenantOutputSerializer(first).data == PlainTenantSerializer(first).data
     assert isinstance(TenantOutputSerializer(), OutputModelSerializer)
     assert Tenant.objects.count() == 2
+
+
+def test_generated_request_ids_are_distinct_uuid4s_without_os_urandom(monkeypatch):
+    import os
+    import uuid
+
+    from core.context import request_id_from_header
+
+    def no_urandom(size):  # a system call that releases the GIL (core.context.new_request_id)
+        raise AssertionError("os.urandom called for a request id")
+
+    monkeypatch.setattr(os, "urandom", no_urandom)
+    ids = {request_id_from_header(None) for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(uuid.UUID(value).version == 4 and uuid.UUID(value).variant == uuid.RFC_4122 for value in ids)
+    assert request_id_from_header("client-id.1") == "client-id.1"
