@@ -132,3 +132,47 @@ def chat_agent_list(*, tenant_id: str | None = None, agent_id: str | None = None
         live = Exists(AgentActivity.objects.filter(agent_id=OuterRef("pk"), expires_at__gt=timezone.now()))
         query = query.filter(live) if online else query.exclude(live)
     return query.order_by("-created_at", "-id")
+
+
+# --- Prepared inserts of a turn's rows (the chat lane's hot path) ------------------------------------------
+
+class _Insert:
+    """`INSERT INTO <model> (<columns>) VALUES (…)[, (…)]` for new instances of `model`, with the values
+    Django's insert compiler would send (`field.pre_save(obj, add=True)`, then `get_db_prep_save`), built
+    once per database vendor: no query compilation per row. An auto primary key is read back after a
+    single-row insert."""
+
+    def __init__(self, model, conn):
+        meta = model._meta
+        self.model = model
+        self.auto = meta.auto_field
+        self.fields = [f for f in meta.local_concrete_fields if f is not self.auto]
+        qn = conn.ops.quote_name
+        self.table = meta.db_table
+        self.head = f"INSERT INTO {qn(self.table)} ({', '.join(qn(f.column) for f in self.fields)}) VALUES "
+        self.row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+
+    def __call__(self, objs: list) -> None:
+        params: list = []
+        for obj in objs:
+            params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields)
+        with connection.cursor() as cursor:
+            cursor.execute(self.head + ", ".join([self.row] * len(objs)), params)
+            if self.auto is not None and len(objs) == 1:
+                objs[0].pk = connection.ops.last_insert_id(cursor, self.table, self.auto.column)
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+_inserts: dict[tuple[str, str], _Insert] = {}
+
+
+def insert(objs: list) -> None:
+    """Insert `objs` (new instances of one model, primary keys set unless auto) in one statement."""
+    model = type(objs[0])
+    key = (connection.vendor, model._meta.label)
+    inserter = _inserts.get(key)
+    if inserter is None:
+        inserter = _inserts[key] = _Insert(model, connection)
+    inserter(objs)

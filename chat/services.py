@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent
-from chat import agentcache, metrics, upstream
+from chat import agentcache, metrics, selectors, upstream
 from chat.aio import run_db, sqlite_lock
 from chat.llm import Usage
 from chat.models import ChatConversation, ChatMessage
@@ -225,7 +225,7 @@ def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, reque
         conversation, created = ChatConversation(agent=agent, conversation_id=conversation_id,
                                                  tenant_id=agent.tenant_id, created_at=received_at,
                                                  last_message_at=replied_at), True
-        conversation.save(force_insert=True)
+        selectors.insert([conversation])
     else:
         conversation, created = ChatConversation.objects.get_or_create(
             agent=agent, conversation_id=conversation_id,
@@ -245,7 +245,7 @@ def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, reque
         total_tokens=reply.usage.total_tokens, usage_estimated=reply.usage.estimated, latency_ms=reply.latency_ms,
         created_at=replied_at, **common,
     )
-    ChatMessage.objects.bulk_create([user_message, assistant])  # the user's message first (reply_to)
+    selectors.insert([user_message, assistant])  # the user's message first (reply_to)
     return user_message, assistant
 
 
