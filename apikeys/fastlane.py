@@ -43,8 +43,8 @@ import asyncio
 import json
 import logging
 import math
+import random
 import re
-import secrets
 import time
 import weakref
 from functools import cache
@@ -557,6 +557,14 @@ def _parsed_rate(rate: str) -> tuple[int, int]:
     return parse_rate(rate)
 
 
+def _token() -> str:
+    """16 hex digits from the process's Mersenne Twister (the module's generator, which CPython reseeds from
+    the OS in every forked worker), not `os.urandom` (as `core.context.new_request_id`):
+    use ids, a fresh usage epoch and a fresh generation only need to be unique and large, not unpredictable,
+    and `os.urandom` is a system call that releases the GIL, which the heartbeat's pool threads then hold."""
+    return f"{random.getrandbits(64):016x}"
+
+
 class KeyUse:
     """What the script answered for a valid key: the record and the verdict's rate and pending usage."""
 
@@ -589,13 +597,13 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
         throttle_num, throttle_ttl = num, int(wait) + 5
     window_number, reset = ratelimit.window(now_ts)
     digest = hash_key(raw_key)
-    use_id = secrets.token_hex(8)
+    use_id = _token()
     # The key's tenant and agent are the parsed ones (the script checks it); the key id is the script's.
     meter = usage._meter_field(usage.METER_ACCEPTED, usage._hour(now_us), parsed.tenant_id, parsed.agent_id,
                                "", "")[:-1] if count else ""
-    args = [prefix, digest, parsed.tenant_id, parsed.agent_id, keycache._random_generation(), throttle_key,
+    args = [prefix, digest, parsed.tenant_id, parsed.agent_id, str(random.getrandbits(52)), throttle_key,
             throttle_num, throttle_ttl, now_us, "1" if permission is not None else "0", permission or "",
-            "1" if count else "0", window_number, reset + 5, secrets.token_hex(8), meter, use_id]
+            "1" if count else "0", window_number, reset + 5, _token(), meter, use_id]
     try:
         reply = await client.script(args=args)
     except redisstate._redis_errors() as exc:
