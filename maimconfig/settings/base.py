@@ -171,6 +171,8 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # Django's backend, with a health check that trusts a connection in steady use (core/db/mysql/base.py).
+    DATABASES["default"]["ENGINE"] = "core.db.mysql"
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.setdefault("charset", "utf8mb4")
     _options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES', time_zone='+00:00'")
