@@ -131,13 +131,15 @@ def bot_traffic(base, agents, stop, queue):
     asyncio.run(run())
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds of the gunicorn master and its workers (Linux /proc)."""
+def cpu_seconds(pid, children=True):
+    """User + system CPU seconds of the gunicorn master and its workers (Linux /proc); of `pid` alone
+    without `children`."""
     ticks = os.sysconf("SC_CLK_TCK")
     pids = [pid]
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            pids += [int(p) for p in f.read().split()]
+        if children:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
     except OSError:
         pass
     total = 0
@@ -198,6 +200,7 @@ class Sampler(threading.Thread):
 
 def main():
     base, agents_file, gunicorn_pid, db_name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    upstream_pid = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     agents = [line.split() for line in open(agents_file) if line.strip()]
     sampler = Sampler(gunicorn_pid, db_name)
     sampler.start()
@@ -207,8 +210,12 @@ def main():
     bots.start()
     time.sleep(1.0)  # bot traffic first: its figures cover the whole chat phase
     cpu_before = cpu_seconds(gunicorn_pid)
+    own_before = time.process_time()
+    upstream_before = cpu_seconds(upstream_pid, children=False) if upstream_pid else 0.0
     out = asyncio.run(chat_phase(base, agents))
     cpu_used = cpu_seconds(gunicorn_pid) - cpu_before
+    own_used = time.process_time() - own_before
+    upstream_used = (cpu_seconds(upstream_pid, children=False) - upstream_before) if upstream_pid else float("nan")
     stop.set()
     bot = queue.get(timeout=60)
     bots.join(30)
@@ -233,7 +240,8 @@ def main():
               f"p99={pct(ms, 99):.1f}ms max={max(ms) if ms else float('nan'):.1f}ms")
     bot_requests = len(bot["validate"]) + len(bot["heartbeat"])
     print(f"service CPU during the chat phase: {cpu_used:.1f} s for {len(all_chats)} chats and ~{bot_requests} bot "
-          f"requests (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+          f"requests (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs); on the same CPUs meanwhile: "
+          f"this load generator {own_used:.1f} s (its chat process), the slow upstream {upstream_used:.1f} s")
     print(f"max MariaDB connections of the service: {sampler.max_connections}; "
           f"max total RSS (master + workers): {sampler.max_rss_kib / 1024:.0f} MiB")
     v_ms = [s * 1000 for _, s in bot["validate"]]
@@ -242,7 +250,7 @@ def main():
           f"p99_s={pct(latencies, 99):.2f} validate_p99_ms={pct(v_ms, 99):.1f} heartbeat_p99_ms={pct(h_ms, 99):.1f} "
           f"bot_errors={sum(1 for k in ('validate', 'heartbeat') for ok, _ in bot[k] if not ok)} "
           f"db_connections_max={sampler.max_connections} rss_mib_max={sampler.max_rss_kib / 1024:.0f} "
-          f"service_cpu_s={cpu_used:.1f}")
+          f"service_cpu_s={cpu_used:.1f} loadgen_cpu_s={own_used:.1f} upstream_cpu_s={upstream_used:.1f}")
 
 
 if __name__ == "__main__":

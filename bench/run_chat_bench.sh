@@ -53,7 +53,7 @@ done
 curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
 
 echo "serving: gunicorn.conf.py defaults (workers=${GUNICORN_WORKERS:-min(cpus,3)}); database ${DATABASE_URL%%:*}; cache ${CACHE_URL%%:*}"
-"$PY" bench/chat_load.py "http://127.0.0.1:$PORT" "$WORK/agents.txt" "$GPID" "$DB_NAME"
+"$PY" bench/chat_load.py "http://127.0.0.1:$PORT" "$WORK/agents.txt" "$GPID" "$DB_NAME" "$UPID"
 if grep -qi "error\|traceback" "$WORK/gunicorn.log"; then
   echo "--- server log (errors) ---"; grep -i -m 20 "error\|traceback" "$WORK/gunicorn.log" || true
 fi
