@@ -5,8 +5,9 @@ gunicorn's native ASGI worker serves `maimconfig.asgi:application`, the lane dis
 request runs in Django's WSGI handler in a bounded pool of `MAIMCONFIG_SYNC_THREADS` threads per worker.
 uvloop and the C HTTP parser (gunicorn_h1c) are used when installed (they are in requirements.txt).
 
-Database connections: at most workers x (MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS), 2 x (8 + 4)
-= 24 on a 2-core machine; the default worker count is capped at 3 so the defaults stay within 40.
+Database connections: at most workers x (MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS +
+MAIMCONFIG_FAST_HEARTBEAT_THREADS), 2 x (6 + 4 + 2) = 24 on a 2-core machine; the default worker count is capped
+at 3 so the defaults stay within 40 (36).
 Every value can be overridden with the environment variables named below.
 """
 

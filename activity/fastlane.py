@@ -10,8 +10,8 @@ absent) is served like this:
    use count, as `apikeys.access.consume_key_use` does). Nothing is consumed unless the key is valid and
    the window has room; otherwise the lane declines and Django answers (401/403/429, cold key...);
 2. the upsert (`activity.services.activity_heartbeat`, one statement) on this lane's own small thread
-   pool (4 threads, or `settings.MAIMCONFIG_FAST_HEARTBEAT_THREADS` when defined), which holds at most that many database
-   connections per worker and closes them when the worker stops (`core.lanes.on_shutdown`);
+   pool (`settings.MAIMCONFIG_FAST_HEARTBEAT_THREADS` threads, default 2), which holds at most that many
+   database connections per worker and closes them when the worker stops (`core.lanes.on_shutdown`);
 3. the envelope and headers Django sends (the rate-limit headers of a limited key included).
 
 If the upsert raises (a refusal because the agent or tenant changed in between, a database error), the use
@@ -53,7 +53,7 @@ _sync_lane_lock = threading.Lock()
 
 
 def threads() -> int:
-    return max(1, int(getattr(settings, "MAIMCONFIG_FAST_HEARTBEAT_THREADS", 4)))
+    return max(1, settings.MAIMCONFIG_FAST_HEARTBEAT_THREADS)
 
 
 def sync_lane():

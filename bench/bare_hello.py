@@ -27,7 +27,7 @@ def _hello(environ, start_response):
     return [_BODY]
 
 
-_lane = SyncLane(_hello, int(os.environ.get("MAIMCONFIG_SYNC_THREADS", "8")))
+_lane = SyncLane(_hello, int(os.environ.get("MAIMCONFIG_SYNC_THREADS", "6")))
 
 
 async def _lifespan(receive, send):

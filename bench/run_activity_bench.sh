@@ -14,7 +14,7 @@
 #   BENCH_DATABASE_URL  default mysql://root@127.0.0.1:3306/mc_activity_bench (created if missing)
 #   CACHE_URL           default redis://127.0.0.1:6379/3
 #   GUNICORN_BIND       default 127.0.0.1:8301
-#   GUNICORN_WORKERS    default: gunicorn.conf.py's (min(CPUs, 3));  MAIMCONFIG_SYNC_THREADS default 8
+#   GUNICORN_WORKERS    default: gunicorn.conf.py's (min(CPUs, 3));  MAIMCONFIG_SYNC_THREADS default 6 (the service default)
 #   BENCH_AGENTS        agents heartbeating (default 100)
 #   BENCH_DURATION      seconds per measurement (default 5);  BENCH_ROUNDS interleaved rounds (default 3)
 #   BENCH_CONNECTIONS   wrk connections (default 32);  BENCH_THREADS wrk threads (default 2)
@@ -34,7 +34,7 @@ export DJANGO_SETTINGS_MODULE=maimconfig.settings.base
 export GUNICORN_BIND=${GUNICORN_BIND:-127.0.0.1:8301}
 CPUS=$(nproc)
 export GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( CPUS < 3 ? CPUS : 3 ))}
-export MAIMCONFIG_SYNC_THREADS=${MAIMCONFIG_SYNC_THREADS:-8}
+export MAIMCONFIG_SYNC_THREADS=${MAIMCONFIG_SYNC_THREADS:-6}
 AGENTS=${BENCH_AGENTS:-100}
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}

@@ -14,7 +14,8 @@ gunicorn runs its native ASGI worker (`gunicorn.conf.py`); every worker process 
   bulkhead: chat requests never take these threads, so key verification and heartbeats keep their normal
   latency however many chats are in flight.
 
-Database connections per worker are therefore at most `MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS`.
+Database connections per worker are therefore at most `MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS`
+(+ `MAIMCONFIG_FAST_HEARTBEAT_THREADS` with Redis: the heartbeat fast lane's own pool, activity/fastlane.py).
 
 Lifespan: at startup the URL configuration is loaded and the callbacks registered with `on_startup` run
 (warm-ups); at shutdown (after gunicorn has let in-flight requests finish) the callbacks registered with
