@@ -5,7 +5,10 @@ import os
 
 import django
 
+from core.metrics_export import use_cached_pid
 from maimconfig.startup import require_secret_key
+
+use_cached_pid()  # before Django creates any metric
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maimconfig.settings.base")
 django.setup(set_prefix=False)

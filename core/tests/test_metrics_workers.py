@@ -101,3 +101,34 @@ def test_configure_keeps_the_directory_on_a_config_reload(tmp_path):
     Path(path, "counter_1.db").write_bytes(b"x")
     assert configure_multiprocess_dir(environ) == path  # gunicorn HUP re-reads the config in the same master
     assert Path(path, "counter_1.db").exists()
+
+
+_CACHED_PID_SCRIPT = r"""
+import os, sys
+from core.metrics_export import use_cached_pid
+use_cached_pid()
+from prometheus_client import Counter
+counter = Counter("cached_pid_probe", "probe")
+real_getpid = os.getpid
+calls = []
+os.getpid = lambda: calls.append(1) or real_getpid()
+counter.inc()
+os.getpid = real_getpid
+assert calls == [], "an update asked the system for the pid"
+child = os.fork()
+if child == 0:
+    counter.inc(5)  # a fork is still noticed: the child writes its own file
+    os._exit(0)
+os.waitpid(child, 0)
+files = sorted(os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+print(",".join(files), os.getpid(), child)
+"""
+
+
+def test_metric_updates_use_a_cached_pid_that_follows_forks(tmp_path):
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _CACHED_PID_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    files, parent, child = done.stdout.split()
+    assert f"counter_{parent}.db" in files.split(",") and f"counter_{child}.db" in files.split(",")
