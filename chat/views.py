@@ -31,7 +31,7 @@ from rest_framework.views import APIView
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
 from chat import limits, openai_compat, selectors, services
-from chat.aio import DRFCall, drf_call, run_db, submit_db
+from chat.aio import DRFCall, drf_call, run_admitted, run_db, submit_db
 from chat.serializers import (
     ChatAgentFilterSerializer,
     ChatAgentOutputSerializer,
@@ -323,7 +323,7 @@ _openai_prelude = _single_reply_prelude(OpenAIChatCompletionInputSerializer)
 @csrf_exempt
 async def chat_send(request):
     """POST /api/v2/chat in the chat lane (see `ChatSendView` for the contract)."""
-    p = await run_db(drf_call, ChatSendView, request, _send_prelude)
+    p = await run_admitted(drf_call, ChatSendView, request, _send_prelude)
     if isinstance(p, HttpResponseBase):
         return p
     data = p.data
@@ -384,7 +384,7 @@ def _batch_response(results: dict, tenant_id: str):
 @csrf_exempt
 async def chat_batch(request):
     """POST /api/v2/chat/batch in the chat lane (see `ChatBatchView`)."""
-    p = await run_db(drf_call, ChatBatchView, request, _batch_prelude)
+    p = await run_admitted(drf_call, ChatBatchView, request, _batch_prelude)
     if isinstance(p, HttpResponseBase):
         return p
     try:
@@ -404,7 +404,7 @@ async def chat_batch(request):
 @csrf_exempt
 async def openai_chat_completions(request):
     """POST /v1/chat/completions in the chat lane (see `OpenAIChatCompletionsView`)."""
-    p = await run_db(drf_call, OpenAIChatCompletionsView, request, _openai_prelude)
+    p = await run_admitted(drf_call, OpenAIChatCompletionsView, request, _openai_prelude)
     if isinstance(p, HttpResponseBase):
         return p
     api_key_id = p.call.request.auth.api_key_id

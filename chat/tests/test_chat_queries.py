@@ -153,3 +153,33 @@ model_list = ["Fake System"]
     monkeypatch.setenv("MAIMCONFIG_PROVIDER_KEY_FAKESYSTEM", "sk-rotated")
     assert client.post(CHAT, {"message": "four"}).status_code == 200
     assert fake_llm.requests[-1]["headers"]["authorization"] == "Bearer sk-rotated"
+
+
+# --- The chat lane's admission gate (chat.aio.run_admitted) ----------------------------------------------
+
+def test_the_admission_gate_bounds_first_bursts_per_worker(settings, monkeypatch):
+    """At most MAIMCONFIG_CHAT_ADMISSION chat requests per worker (event loop) run their first burst at once;
+    the others wait their turn and all are answered."""
+    import asyncio
+
+    from chat import aio
+
+    settings.MAIMCONFIG_CHAT_ADMISSION = 2
+    running = peak = 0
+
+    async def fake_run_db(fn, *args, **kwargs):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return fn(*args, **kwargs)
+
+    monkeypatch.setattr(aio, "run_db", fake_run_db)
+
+    async def storm():
+        return await asyncio.gather(*(aio.run_admitted(lambda i=i: i) for i in range(7)))
+
+    assert asyncio.run(storm()) == list(range(7))
+    assert peak == 2
+
