@@ -25,7 +25,6 @@ from core.api import NonAtomicRequestsMixin, ok, paginated
 from core.exceptions import validation_error
 from core.openapi import envelope, paginated_envelope, parse_query
 from core.permissions import IsOperator, is_agent_key_request
-from tenants.selectors import tenant_page
 
 
 AnyKeyPermission = OperatorOrAgentKey.with_permission(None)
@@ -86,8 +85,9 @@ class AgentActivityView(NonAtomicRequestsMixin, GenericAPIView):
                    responses=paginated_envelope(ActivityOutputSerializer))
     def get(self, request):
         filters = parse_query(request, ActivityFilterSerializer)
-        return tenant_page(self, selectors.activity_list(**filters), ActivityOutputSerializer,
-                           message="Agent activity listed", tenant_id=filters.get("tenant_id"))
+        return paginated(self, selectors.activity_list(**filters), ActivityOutputSerializer,
+                         message="Agent activity listed", filtered_by_tenant=filters.get("tenant_id"),
+                         tenant_if_exists=selectors.tenant_id_if_exists)
 
     @extend_schema(summary="Go offline: delete the agent's activity row", parameters=[GoOfflineQuerySerializer],
                    request=None, responses=envelope(GoOfflineOutputSerializer))

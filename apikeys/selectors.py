@@ -12,7 +12,8 @@ from apikeys.keys import hash_key
 from apikeys.models import ApiKey, computed_status
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
-from tenants.selectors import object_by_pk, tenant_id_if_exists  # noqa: F401  (re-exported for the views)
+from core.selectors import object_by_pk
+from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
 
 _ID_RE = re.compile(r"^key_[0-9a-f]{12}$")
 

@@ -24,11 +24,10 @@ from apikeys.serializers import (
     ValidateVerdictOutputSerializer,
 )
 from apikeys.throttling import AuthRateThrottle
-from core.api import NonAtomicRequestsMixin, ok
+from core.api import NonAtomicRequestsMixin, ok, paginated
 from core.errors import ErrorCode
 from core.exceptions import tenant_resolved
 from core.openapi import envelope, paginated_envelope, parse_query
-from tenants.selectors import tenant_page
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -67,8 +66,9 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         filters = parse_query(request, ApiKeyFilterSerializer)
-        return tenant_page(self, selectors.apikey_list(**filters), ApiKeyOutputSerializer,
-                           message="API keys listed", tenant_id=filters.get("tenant_id"))
+        return paginated(self, selectors.apikey_list(**filters), ApiKeyOutputSerializer,
+                         message="API keys listed", filtered_by_tenant=filters.get("tenant_id"),
+                         tenant_if_exists=selectors.tenant_id_if_exists)
 
     def create(self, request):
         serializer = ApiKeyCreateInputSerializer(data=request.data)

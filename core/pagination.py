@@ -33,7 +33,8 @@ def _parse(params, name: str, *, min_value: int, max_value: int | None, default:
 
 
 class EnvelopePagination(BasePagination):
-    """Offset pagination with a COUNT and one page query; the queryset must be ordered."""
+    """Offset pagination: one page query, and a COUNT when the page cannot tell the total; the queryset
+    must be ordered."""
 
     def parse(self, params) -> tuple[int, int]:
         errors = {}
@@ -52,14 +53,17 @@ class EnvelopePagination(BasePagination):
         return page, size
 
     def paginate_queryset(self, queryset, request, view=None):
+        """The page's rows. The page is read first and the COUNT is made only when the page cannot tell
+        the total (a full page, or an empty page past the first): a list that fits one page costs one
+        statement, not two."""
         self.page, self.page_size = self.parse(request.query_params)
-        self.total = queryset.count()
-        if self.total == 0:
-            return []
         offset = (self.page - 1) * self.page_size
-        if offset >= self.total:
-            return []
-        return list(queryset[offset : offset + self.page_size])
+        rows = list(queryset[offset : offset + self.page_size])
+        if (rows and len(rows) < self.page_size) or (not rows and offset == 0):
+            self.total = offset + len(rows)
+        else:
+            self.total = queryset.count()
+        return rows
 
     def page_payload(self, items) -> dict:
         total_pages = math.ceil(self.total / self.page_size) if self.total else 0

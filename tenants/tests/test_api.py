@@ -239,7 +239,7 @@ def _route_statements(call) -> list[str]:
 def test_get_is_one_statement_and_the_orm_answer(operator_client):
     """`GET /tenants/{id}` reads the tenant with one prepared statement; the answer is the serializer's
     answer for the ORM's instance (every field, JSON and date-times converted alike)."""
-    from tenants.selectors import object_by_pk
+    from core.selectors import object_by_pk
     from tenants.serializers import TenantOutputSerializer
 
     tenant = TenantFactory(tenant_config={"a": [1, {"b": "二"}], "n": None}, description="d",
