@@ -87,18 +87,7 @@ if tkey ~= '' then
   if seen >= tonumber(ARGV[7]) then return {'throttled'} end
 end
 local entry = redis.call('GET', p .. 'ks:' .. ARGV[2])
-local gtk = p .. 'gen:t:' .. ARGV[3]
-local tgen = redis.call('GET', gtk)
-if not tgen then
-  redis.call('SET', gtk, ARGV[5], 'NX')
-  tgen = redis.call('GET', gtk)
-end
-local ggen = redis.call('GET', p .. 'gen:g')
-if not ggen then
-  redis.call('SET', p .. 'gen:g', ARGV[5], 'NX')
-  ggen = redis.call('GET', p .. 'gen:g')
-end
-if not entry then return {'miss'} end
+""" + keycache.generations_lua("ARGV[3]", "ARGV[5]") + """if not entry then return {'miss'} end
 local sep = string.find(entry, '|', 1, true)
 if not sep then return {'miss'} end
 local decoded, doc = pcall(cjson.decode, string.sub(entry, sep + 1))

@@ -45,20 +45,29 @@ _N = len(KeyRecord.__slots__)
 
 # KEYS: none (names are built from ARGV so one script serves every key). ARGV: prefix, digest, tenant id,
 # fresh random generation value. Returns {entry, tenant gen, global gen, usage epoch, total, last}.
-_LOOKUP = """
-local p = ARGV[1]
-local entry = redis.call('GET', p .. 'ks:' .. ARGV[2])
-local tkey = p .. 'gen:t:' .. ARGV[3]
-local tgen = redis.call('GET', tkey)
+def generations_lua(tenant_arg: str, fresh_arg: str) -> str:
+    """Lua that sets `tgen` and `ggen` to the tenant's and the global generation (`p` is the prefix), each
+    created with the fresh random value `fresh_arg` when missing. Shared by `_LOOKUP` and the fast lane's
+    script (apikeys.fastlane), which must read the generations exactly as this module does."""
+    return f"""
+local gtk = p .. 'gen:t:' .. {tenant_arg}
+local tgen = redis.call('GET', gtk)
 if not tgen then
-  redis.call('SET', tkey, ARGV[4], 'NX')
-  tgen = redis.call('GET', tkey)
+  redis.call('SET', gtk, {fresh_arg}, 'NX')
+  tgen = redis.call('GET', gtk)
 end
 local ggen = redis.call('GET', p .. 'gen:g')
 if not ggen then
-  redis.call('SET', p .. 'gen:g', ARGV[4], 'NX')
+  redis.call('SET', p .. 'gen:g', {fresh_arg}, 'NX')
   ggen = redis.call('GET', p .. 'gen:g')
 end
+"""
+
+
+_LOOKUP = """
+local p = ARGV[1]
+local entry = redis.call('GET', p .. 'ks:' .. ARGV[2])
+""" + generations_lua("ARGV[3]", "ARGV[4]") + """
 local epoch = redis.call('GET', p .. 'use:epoch')
 local total = false
 local last = false
