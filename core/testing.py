@@ -1,5 +1,6 @@
 """Test helpers shared by every app's tests (imported by tests only)."""
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -124,3 +125,43 @@ def asgi_request(method: str, path: str, *, json_body: Any = None, headers: dict
     from asgiref.sync import async_to_sync
 
     return async_to_sync(run)()
+
+
+class FastLaneSpy:
+    """A registered fast-lane handler (`core.lanes.register_fast_handler`) wrapped for tests.
+
+    `outcomes` lists, per request that reached it, True (it answered) or False (it declined to Django);
+    inside `with spy.django_only():` the route is out of the table, so requests go straight to Django.
+    """
+
+    def __init__(self, method: str, path: str, handler):
+        self.method, self.path, self.handler = method, path, handler
+        self.outcomes: list[bool] = []
+
+    async def __call__(self, scope, body, send):
+        answered = await self.handler(scope, body, send)
+        self.outcomes.append(answered)
+        return answered
+
+    @contextlib.contextmanager
+    def django_only(self):
+        from core import lanes
+
+        saved = {key: lanes._fast_handlers.pop(key) for key in list(lanes._fast_handlers)
+                 if key[0] == self.method and key[1].rstrip("/") == self.path}
+        try:
+            yield
+        finally:
+            lanes._fast_handlers.update(saved)
+
+
+def spy_on_fast_handler(monkeypatch, method: str, path: str, expected) -> FastLaneSpy:
+    """Replace the handler registered for `method path` (which must be `expected`) with a `FastLaneSpy`."""
+    from core import lanes
+
+    handler = lanes._fast_handlers.get((method, path))
+    assert handler is expected, f"{expected.__qualname__} is registered for {method} {path}"
+    spy = FastLaneSpy(method, path, handler)
+    for variant in (path, path + "/"):
+        monkeypatch.setitem(lanes._fast_handlers, (method, variant), spy)
+    return spy

@@ -4,7 +4,6 @@ As in apikeys/tests/test_fastlane.py: a spy on the registered handler tells whet
 Django's answer to the same request comes from the dispatcher with the handler taken out. Redis-only.
 """
 
-from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -20,7 +19,7 @@ from apikeys.tests.factories import ApiKeyFactory
 from core import lanes
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
-from core.testing import asgi_request
+from core.testing import asgi_request, spy_on_fast_handler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,30 +41,7 @@ def _fresh_state():
 def lane(monkeypatch):
     if not redisstate.enabled():
         pytest.skip("needs CACHE_URL=redis://… (the fast lane exists only with Redis)")
-    handler = lanes._fast_handlers.get(("PUT", PATH))
-    assert handler is fastlane.heartbeat_handler, "ActivityConfig.ready() registers the fast lane with Redis"
-
-    class Spy:
-        def __init__(self):
-            self.outcomes = []
-
-        async def __call__(self, scope, body, send):
-            answered = await handler(scope, body, send)
-            self.outcomes.append(answered)
-            return answered
-
-        @contextmanager
-        def django_only(self):
-            saved = {k: lanes._fast_handlers.pop(k) for k in list(lanes._fast_handlers) if k[1].startswith(PATH)}
-            try:
-                yield
-            finally:
-                lanes._fast_handlers.update(saved)
-
-    spy = Spy()
-    for path in (PATH, PATH + "/"):
-        monkeypatch.setitem(lanes._fast_handlers, ("PUT", path), spy.__call__)
-    return spy
+    return spy_on_fast_handler(monkeypatch, "PUT", PATH, fastlane.heartbeat_handler)
 
 
 def put(body, key=None, headers=None):

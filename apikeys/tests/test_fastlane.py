@@ -6,7 +6,6 @@ is obtained by taking the handler out of the dispatcher's table. Redis-only: ski
 default (locmem cache), where nothing is registered.
 """
 
-from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -17,7 +16,7 @@ from apikeys import fastlane, redisstate, usage
 from apikeys.keys import generate_key
 from apikeys.tests.factories import ApiKeyFactory
 from core import lanes
-from core.testing import asgi_request
+from core.testing import asgi_request, spy_on_fast_handler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,32 +36,7 @@ def lane(monkeypatch):
     """The registered handler, wrapped in a spy: `lane.outcomes` lists True (answered) / False (declined)."""
     if not redisstate.enabled():
         pytest.skip("needs CACHE_URL=redis://… (the fast lane exists only with Redis)")
-    handler = lanes._fast_handlers.get(("POST", VALIDATE))
-    assert handler is fastlane.validate_handler, "ApikeysConfig.ready() registers the fast lane with Redis"
-
-    class Spy:
-        outcomes: list[bool] = []
-
-        async def __call__(self, scope, body, send):
-            answered = await handler(scope, body, send)
-            self.outcomes.append(answered)
-            return answered
-
-        @contextmanager
-        def django_only(self):
-            """Requests inside go straight to Django (the handler is out of the table)."""
-            saved = {k: lanes._fast_handlers.pop(k) for k in list(lanes._fast_handlers) if k[1].startswith(VALIDATE)}
-            try:
-                yield
-            finally:
-                lanes._fast_handlers.update(saved)
-
-    spy = Spy()
-    spy.outcomes = []
-    wrapped = spy.__call__
-    for path in (VALIDATE, VALIDATE + "/"):
-        monkeypatch.setitem(lanes._fast_handlers, ("POST", path), wrapped)
-    return spy
+    return spy_on_fast_handler(monkeypatch, "POST", VALIDATE, fastlane.validate_handler)
 
 
 def post(body, headers=None, path=VALIDATE, raw: bytes | None = None, content_type="application/json"):
