@@ -90,6 +90,5 @@ class ServiceWSGIHandler(_PerMethodAtomicMixin, WSGIHandler):
 
     def get_response(self, request):
         if lean_eligible(request.META):
-            request._lean_stack = True
             return self._lean.get_response(request)
         return super().get_response(request)

@@ -70,10 +70,13 @@ class RequestContextMiddleware(_SyncAndAsync):
         return response
 
 
-class SessionVaryMiddleware(_SyncAndAsync):
+class SessionVaryMiddleware:
     """The lean stack's stand-in for `SessionMiddleware` (`core.handlers`), in its place in the chain: a
     request without a cookie has no session, but an answer that looked for one (`session_probed`, set by
     `core.authentication.OperatorSessionAuthentication`) still varies by `Cookie`, as on the full stack."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
