@@ -89,11 +89,10 @@ async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 # at once, each one's first steps (its database burst, then connecting to and calling the upstream) would
 # all queue on the loop together, and a bot request, which needs several loop turns (its Redis round
 # trips), would wait behind all of them at every turn. The admission gate lets at most
-# `MAIMCONFIG_CHAT_ADMISSION` (2) chat requests per worker run their first burst at once; the others wait
+# `settings.MAIMCONFIG_CHAT_ADMISSION` (default 2) chat requests per worker run their first burst at once; the others wait
 # on the gate (a future each, no CPU, no thread, no connection), so the loop stays short and bot requests
 # pass between chat admissions. A request's wait for the upstream is never gated.
 
-DEFAULT_ADMISSION = 2
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -102,7 +101,7 @@ def admission_gate() -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     gate = _gates.get(loop)
     if gate is None:
-        limit = getattr(settings, "MAIMCONFIG_CHAT_ADMISSION", None) or DEFAULT_ADMISSION
+        limit = settings.MAIMCONFIG_CHAT_ADMISSION
         gate = _gates[loop] = asyncio.Semaphore(max(1, int(limit)))
     return gate
 

@@ -37,9 +37,11 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import DisallowedHost, RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger("maimconfig.lanes")
@@ -188,6 +190,68 @@ class ChatLaneHandler(ASGIHandler):
                 self._exception_middleware.append(instance.process_exception)
             handler = convert_exception_to_response(instance)
         self._middleware_chain = handler
+
+    async def handle(self, scope, receive, send):
+        """Django's `ASGIHandler.handle`, without its two thread hops per request.
+
+        Django sends `request_started` with `Signal.asend` and closes the response with
+        `sync_to_async(response.close)`, so each request's sync receivers (`close_old_connections`,
+        `reset_queries`, `close_caches`, `reset_urlconf`) run in asgiref's one thread-sensitive thread. In
+        a chat storm every chat of the worker queued on that single thread twice (issue 10). Here they run
+        inline: on the event loop there is nothing for them to block on, because the chat lane never opens
+        a database connection on it (its database work runs in `chat.aio`'s executor, whose threads manage
+        their own connections), and a cache's `close` is a no-op for the local-memory and django-redis
+        backends. Everything else is Django's: the body, the request, the disconnect watch that cancels
+        the view (and so frees a chat's slots) when the client goes away, the response.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client disconnected while the response was sent
+            return response
+
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()  # views may handle the cancellation
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            signals.request_finished.send(sender=self.__class__)
+        else:
+            response.close()  # sends request_finished
+        body_file.close()
 
 
 # --- Sync lane: Django's WSGI handler in a bounded thread pool --------------------------------------

@@ -168,3 +168,39 @@ def test_chat_lane_body_guard():
 
 def test_shared_app_is_the_lane_dispatcher():
     assert isinstance(_shared_app(), lanes.LaneDispatcher)
+
+
+def test_chat_lane_request_signals_run_on_the_event_loop_not_in_a_thread():
+    """Django's ASGI handler runs the request signals' receivers in asgiref's single thread-sensitive thread
+    (two hops per request, on which every chat of a worker queued in a storm); the chat lane runs them inline
+    on the loop (core.lanes.ChatLaneHandler.handle)."""
+    import threading
+
+    from django.core import signals
+
+    seen: list[tuple[str, bool]] = []
+
+    def started(**kwargs):
+        seen.append(("started", _on_a_loop()))
+
+    def finished(**kwargs):
+        seen.append(("finished", _on_a_loop()))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        response = asgi_request("POST", "/api/v2/chat", json_body={"message": "hi"})
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert response.status_code == 401
+    assert seen == [("started", True), ("finished", True)], seen
+    assert threading.current_thread() is threading.main_thread()
+
+
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -76,6 +76,8 @@ MAIMCONFIG_CHAT_MAX_TOKENS = env.int("MAIMCONFIG_CHAT_MAX_TOKENS", default=16384
 MAIMCONFIG_LLM_ALLOWED_HOSTS = env.list("MAIMCONFIG_LLM_ALLOWED_HOSTS", default=[])
 MAIMCONFIG_SYNC_THREADS = env.int("MAIMCONFIG_SYNC_THREADS", default=6)
 MAIMCONFIG_CHAT_DB_THREADS = env.int("MAIMCONFIG_CHAT_DB_THREADS", default=4)
+# Chat requests per worker running their first database burst at once (chat.aio's admission gate).
+MAIMCONFIG_CHAT_ADMISSION = env.int("MAIMCONFIG_CHAT_ADMISSION", default=2)
 # Threads per worker running the fast lane's heartbeat upserts (activity/fastlane.py).
 MAIMCONFIG_FAST_HEARTBEAT_THREADS = env.int("MAIMCONFIG_FAST_HEARTBEAT_THREADS", default=2)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
