@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import DisallowedHost, RequestAborted
@@ -190,6 +190,32 @@ class ChatLaneHandler(ASGIHandler):
                 self._exception_middleware.append(instance.process_exception)
             handler = convert_exception_to_response(instance)
         self._middleware_chain = handler
+
+    async def _get_response_async(self, request):
+        """Django's, for the chat lane's async views, without a thread hop to render the answer.
+
+        Django renders any response that has a `render` method (DRF's `Response` has one) with
+        `sync_to_async(response.render)`, inside the per-request `ThreadSensitiveContext` of
+        `ASGIHandler.__call__`: a new executor thread started and joined for every chat request, though the
+        chat views hand back answers they have already rendered (`chat.aio.DRFCall.respond`). The chat lane
+        has no view or template-response middleware, so here an async view is awaited and its answer is
+        rendered inline only if it is not rendered yet (rendering is CPU work). Anything else (a sync view)
+        takes Django's path.
+        """
+        callback, callback_args, callback_kwargs = self.resolve_request(request)
+        if not iscoroutinefunction(callback) or self._view_middleware or self._template_response_middleware:
+            return await super()._get_response_async(request)
+        try:
+            response = await callback(request, *callback_args, **callback_kwargs)
+        except Exception as exc:
+            response = await sync_to_async(self.process_exception_by_middleware, thread_sensitive=True)(
+                exc, request)
+            if response is None:
+                raise
+        self.check_response(response, callback)
+        if callable(getattr(response, "render", None)) and not response.is_rendered:
+            response = response.render()
+        return response
 
     async def handle(self, scope, receive, send):
         """Django's `ASGIHandler.handle`, without its two thread hops per request.

@@ -204,3 +204,23 @@ def _on_a_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def test_chat_lane_answers_without_a_sync_to_async_hop(monkeypatch):
+    """Django renders a DRF answer with `sync_to_async(response.render)` in a per-request thread; the chat
+    views hand back rendered answers, and the chat lane does not hop again (ChatLaneHandler._get_response_async)."""
+    from asgiref import sync
+
+    hops = []
+    real = sync.SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__call__", counting)
+    response = asgi_request("POST", "/api/v2/chat", json_body={"message": "hi"})
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "NOT_AUTHENTICATED"
+    # Django logs a 4xx answer through sync_to_async (thread_sensitive=False); nothing else hops.
+    assert hops == ["log_response"], hops
