@@ -9,73 +9,26 @@ from chat import agentcache
 from chat.models import ChatConversation, ChatMessage
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
+from core.selectors import prepared_read
 from tenants.models import Tenant
 from tenants.selectors import tenant_id_if_exists  # noqa: F401  (re-exported for the views)
 
 
 def key_agent(*, agent_id: str) -> Agent:
     """The verified key's agent (it exists: key verification just read it), read with one prepared SELECT
-    of its columns (no query compilation). Its stored configuration is decoded once per process and text
-    (`chat.agentcache`): `agent.config` is then shared and must not be modified, and
-    `agent.chat_config_entry` carries what chat derives from it."""
-    reader = _agent_reader(connection)
-    with connection.cursor() as cursor:
-        cursor.execute(reader.sql, [agent_id])
-        row = cursor.fetchone()
-    if row is None:
+    of its columns (`core.selectors.prepared_read`: no query compilation). Its stored configuration is
+    decoded once per process and text (`chat.agentcache`): `agent.config` is then shared and must not be
+    modified, and `agent.chat_config_entry` carries what chat derives from it."""
+    read = prepared_read(Agent)
+    values = read.row(agent_id)
+    if values is None:
         raise Agent.DoesNotExist("Agent matching query does not exist.")
-    values = list(row)
-    raw = values[reader.config_index]
-    values[reader.config_index] = None
-    for index, converters, expression in reader.converters:
-        if index == reader.config_index:
-            continue
-        value = values[index]
-        for converter in converters:
-            value = converter(value, expression, connection)
-        values[index] = value
-    entry = agentcache.entry(agent_id, raw, reader.decode_config)
-    values[reader.config_index] = entry.config if entry is not None else None
-    agent = Agent.from_db(connection.alias, reader.field_names, values)
+    config = read.names.index("config")
+    entry = agentcache.entry(agent_id, values[config], lambda raw: read.convert(config, raw))
+    values[config] = entry.config if entry is not None else None
+    agent = read.instance(values, converted=frozenset({config}))
     agent.chat_config_entry = entry
     return agent
-
-
-class _AgentReader:
-    """The SELECT of one agent by id on one database vendor, with the converters the ORM would apply."""
-
-    def __init__(self, conn):
-        meta = Agent._meta
-        qn = conn.ops.quote_name
-        fields = list(meta.concrete_fields)
-        self.field_names = [f.attname for f in fields]
-        self.sql = (f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(meta.db_table)} "
-                    f"WHERE {qn(meta.pk.column)} = %s")
-        self.converters = []
-        self.config_index = self.field_names.index("config")
-        for index, field in enumerate(fields):
-            expression = field.get_col(meta.db_table)
-            converters = conn.ops.get_db_converters(expression) + expression.get_db_converters(conn)
-            if converters:
-                self.converters.append((index, converters, expression))
-        self._config = next(((c, e) for i, c, e in self.converters if i == self.config_index), ((), None))
-
-    def decode_config(self, raw):
-        converters, expression = self._config
-        value = raw
-        for converter in converters:
-            value = converter(value, expression, connection)
-        return value
-
-
-_readers: dict[str, _AgentReader] = {}
-
-
-def _agent_reader(conn) -> _AgentReader:
-    reader = _readers.get(conn.vendor)
-    if reader is None:
-        reader = _readers[conn.vendor] = _AgentReader(conn)
-    return reader
 
 
 def conversation_find(*, agent_id: str, conversation_id: str) -> ChatConversation | None:
