@@ -199,21 +199,17 @@ async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str |
 def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: str, user_id: str | None,
                     message: str, reply: Reply, request_id: str, received_at,
                     route: str | None = None, prepared: PreparedChat | None = None,
-                    release: Callable[[], None] | None = None, fresh: bool = False) -> tuple[ChatMessage, ChatMessage]:
-    """Store one completed turn: the user's message and the reply, in one transaction; then count it and
-    `release()` the request's slots (however the burst ends). A `fresh` conversation (id generated for
-    this turn) is inserted without looking it up first."""
-    try:
-        with _db_turn():
-            with transaction.atomic():
-                stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
-                                user_id=user_id, message=message, reply=reply, request_id=request_id,
-                                received_at=received_at, fresh=fresh)
-            if route is not None and prepared is not None:
-                count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
-    finally:
-        if release is not None:
-            release()
+                    fresh: bool = False) -> tuple[ChatMessage, ChatMessage]:
+    """Store one completed turn: the user's message and the reply, in one transaction; then count it. A
+    `fresh` conversation (id generated for this turn) is inserted without looking it up first. The chat
+    routes run it through `releasing`, so the request's slots are freed in the same burst."""
+    with _db_turn():
+        with transaction.atomic():
+            stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
+                            user_id=user_id, message=message, reply=reply, request_id=request_id,
+                            received_at=received_at, fresh=fresh)
+        if route is not None and prepared is not None:
+            count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
     return stored
 
 
@@ -326,9 +322,9 @@ async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: st
             raise ApplicationError(ErrorCode.CHAT_003, "The batch reached its time limit before this item ran.")
         reply = await generate_reply(prepared, messages, excerpt_source=turn.message, deadline=deadline)
         user_message, assistant = await run_db(
-            chat_turn_store, agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id,
-            user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
-            received_at=received_at, route=route, prepared=prepared, release=release,
+            releasing, chat_turn_store, release, agent=prepared.agent, api_key_id=api_key_id,
+            conversation_id=conversation_id, user_id=turn.user_id, message=turn.message, reply=reply,
+            request_id=request_id, received_at=received_at, route=route, prepared=prepared,
             fresh=not turn.conversation_id)
     except ApplicationError as exc:
         await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
@@ -482,9 +478,10 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
         reply = Reply(stream.content, prepared.model, "llm", stream.finish_reason, usage, stream.latency_ms)
     try:
         user_message, assistant = await run_db(
-            chat_turn_store, agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
-            user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id, received_at=received_at,
-            route="chat", prepared=prepared, release=release, fresh=not turn.conversation_id)
+            releasing, chat_turn_store, release, agent=agent, api_key_id=api_key_id,
+            conversation_id=conversation_id, user_id=turn.user_id, message=turn.message, reply=reply,
+            request_id=request_id, received_at=received_at, route="chat", prepared=prepared,
+            fresh=not turn.conversation_id)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 3 of 3
         metrics.chat_request("chat", reply.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Storing the chat turn failed", exc)
