@@ -300,6 +300,22 @@ def read_history(prepared: PreparedChat, turn: TurnRequest) -> History:
     return History(conversation_id, received_at, messages)
 
 
+def _turn_ids(history, turn) -> tuple[datetime, str]:
+    """When the turn was received and its conversation: those of the prompt read in the request's first
+    burst, else now and the given (or a new) conversation id."""
+    if history is not None:
+        return history.received_at, history.conversation_id
+    return timezone.now(), turn.conversation_id or new_conversation_id()
+
+
+async def _prompt(prepared: PreparedChat, history, turn, conversation_id: str) -> list[dict]:
+    """The prompt: read in the request's first burst, else read now (none to read for a new conversation)."""
+    if history is not None:
+        return history.prompt()
+    return await run_db(prompt_messages, prepared, conversation_id=conversation_id, message=turn.message,
+                        fresh=not turn.conversation_id)
+
+
 async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None, request_id: str,
                     route: str = "chat", deadline: float | None = None, history: History | None = None,
                     release: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -307,17 +323,9 @@ async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: st
     time) cuts the upstream call earlier than its own deadline (a batch's bound). `history` is the prompt
     read in the request's first burst (else read here); `release` frees the request's slots in the last
     burst (storing the turn, or counting the failure)."""
-    if history is not None:
-        received_at, conversation_id = history.received_at, history.conversation_id
-    else:
-        received_at = timezone.now()
-        conversation_id = turn.conversation_id or new_conversation_id()
+    received_at, conversation_id = _turn_ids(history, turn)
     try:
-        if history is not None:
-            messages = history.prompt()
-        else:
-            messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id,
-                                    message=turn.message, fresh=not turn.conversation_id)
+        messages = await _prompt(prepared, history, turn, conversation_id)
         if deadline is not None and asyncio.get_running_loop().time() >= deadline:
             raise ApplicationError(ErrorCode.CHAT_003, "The batch reached its time limit before this item ran.")
         reply = await generate_reply(prepared, messages, excerpt_source=turn.message, deadline=deadline)
@@ -422,20 +430,12 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
     ("error", ApplicationError); (":", None) is a keep-alive. Closing the generator before the end
     (client disconnect) abandons the upstream call and stores nothing. `history` and `release` as in
     `chat_send`."""
-    if history is not None:
-        received_at, conversation_id = history.received_at, history.conversation_id
-    else:
-        received_at = timezone.now()
-        conversation_id = turn.conversation_id or new_conversation_id()
+    received_at, conversation_id = _turn_ids(history, turn)
     agent = prepared.agent
     yield "start", {"conversation_id": conversation_id, "tenant_id": agent.tenant_id, "agent_id": agent.id,
                     "model": prepared.model, "responder": prepared.responder, "request_id": request_id}
     try:
-        if history is not None:
-            messages = history.prompt()
-        else:
-            messages = await run_db(prompt_messages, prepared, conversation_id=conversation_id,
-                                    message=turn.message, fresh=not turn.conversation_id)
+        messages = await _prompt(prepared, history, turn, conversation_id)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 1 of 3
         metrics.chat_request("chat", prepared.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Reading the conversation failed", exc)
