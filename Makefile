@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb lint install system-deps browser-deps check-migrations bench-auth bench-activity bench-inprocess bench-chat-inprocess bench-compare clean messages
+.PHONY: run test test-mariadb lint install system-deps browser-deps bench-deps check-migrations bench-auth bench-activity bench-inprocess bench-chat-inprocess bench-compare clean messages
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -75,16 +75,20 @@ check-deploy: install
 	  CSRF_COOKIE_SECURE=true SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=true \
 	  SECURE_HSTS_PRELOAD=true $(PY) manage.py check --deploy --fail-level WARNING
 
-bench-auth: install
+# wrk, the load generator of the benchmarks (Debian's package), installed when missing.
+bench-deps:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+bench-auth: install bench-deps
 	bench/run_auth_bench.sh
 
-bench-activity: install
+bench-activity: install bench-deps
 	bench/run_activity_bench.sh
 
 # The original and this project side by side in one run (issue 11; README "Side by side with the original"):
 # start the original by hand, then `make bench-compare ORIGINAL_URL=http://127.0.0.1:8900 ORIGINAL_KEY=mmc_…`.
 # Without ORIGINAL_URL only this project's side runs. BENCH_ROUNDS (3), BENCH_DURATION (8 s per figure).
-bench-compare: install
+bench-compare: install bench-deps
 	ORIGINAL_URL="$(ORIGINAL_URL)" ORIGINAL_KEY="$(ORIGINAL_KEY)" bench/run_compare_bench.sh
 
 # CPU time and SQL statements per request of the bot routes, in-process (no socket; robust on a busy box).
