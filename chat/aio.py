@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,6 +26,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.http import HttpResponseBase
+
+from core.lanes import admission_gate, current_admission
 
 T = TypeVar("T")
 
@@ -83,33 +84,20 @@ async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(db_executor(), context.run, _burst, fn, args, kwargs)
 
 
-# --- Admission (bot latency under a chat storm) ---------------------------------------------------------
-#
-# A worker's event loop also serves the bot fast lane (validate, heartbeats). When hundreds of chats arrive
-# at once, each one's first steps (its database burst, then connecting to and calling the upstream) would
-# all queue on the loop together, and a bot request, which needs several loop turns (its Redis round
-# trips), would wait behind all of them at every turn. The admission gate lets at most
-# `settings.MAIMCONFIG_CHAT_ADMISSION` (default 2) chat requests per worker run their first burst at once; the others wait
-# on the gate (a future each, no CPU, no thread, no connection), so the loop stays short and bot requests
-# pass between chat admissions. A request's wait for the upstream is never gated.
-
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def admission_gate() -> asyncio.Semaphore:
-    """The running loop's (the worker's) admission gate."""
-    loop = asyncio.get_running_loop()
-    gate = _gates.get(loop)
-    if gate is None:
-        limit = settings.MAIMCONFIG_CHAT_ADMISSION
-        gate = _gates[loop] = asyncio.Semaphore(max(1, int(limit)))
-    return gate
-
+# --- Admission (core.lanes: bot latency under a chat storm) ----------------------------------------------
 
 async def run_admitted(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`run_db(fn, …)` once the admission gate lets the request in (a chat request's first burst)."""
-    async with admission_gate():
+    """A chat request's first burst, `run_db(fn, …)`, then its place at the worker's admission gate is
+    given back (`core.lanes`: the dispatcher admitted the request before Django saw it). Called without
+    such a place (directly, not through the dispatcher), it takes one for the burst."""
+    admission = current_admission()
+    if admission is None or not admission.held:
+        async with admission_gate():
+            return await run_db(fn, *args, **kwargs)
+    try:
         return await run_db(fn, *args, **kwargs)
+    finally:
+        admission.release()
 
 
 def submit_db(fn: Callable[..., Any], *args: Any) -> None:

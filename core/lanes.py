@@ -31,6 +31,7 @@ import io
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -280,6 +281,58 @@ class ChatLaneHandler(ASGIHandler):
         body_file.close()
 
 
+# --- Chat admission: bot latency under a chat storm ----------------------------------------------------
+#
+# A worker's event loop also serves the bot fast lane (validate, heartbeats). When hundreds of chats arrive
+# at once, Django's handling of each one (the request, the middleware, the view's setup) and its first
+# database burst would all queue on the loop together, and a bot request, which needs a few loop turns,
+# would wait behind all of them. The dispatcher therefore admits at most `settings.MAIMCONFIG_CHAT_ADMISSION`
+# chat requests per worker at once, from the moment Django sees the request until the end of its first
+# database burst (`release_admission`, called by the chat lane, `chat.aio.run_admitted`); the others wait
+# at the gate, each a future on the loop (no CPU, no thread, no connection). A request's body is read
+# before it queues, and its wait for the upstream model is never gated.
+
+_admission_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+def admission_gate() -> asyncio.Semaphore:
+    """The running loop's (the worker's) chat admission gate."""
+    loop = asyncio.get_running_loop()
+    gate = _admission_gates.get(loop)
+    if gate is None:
+        gate = _admission_gates[loop] = asyncio.Semaphore(max(1, int(settings.MAIMCONFIG_CHAT_ADMISSION)))
+    return gate
+
+
+class Admission:
+    """A chat request's place at the gate; `release()` gives it back (once)."""
+
+    def __init__(self, gate: asyncio.Semaphore):
+        self._gate = gate
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._gate.release()
+
+
+_admission_var: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("chat_admission", default=None)
+
+
+def current_admission() -> Admission | None:
+    """The place the dispatcher took for the chat request being served (None outside one)."""
+    return _admission_var.get()
+
+
+def release_admission() -> None:
+    """Give the current chat request's place at the gate back (after its first database burst)."""
+    admission = _admission_var.get()
+    if admission is not None:
+        admission.release()
+
+
 # --- Sync lane: Django's WSGI handler in a bounded thread pool --------------------------------------
 
 def _wsgi_environ(scope: dict, body: bytes) -> dict:
@@ -418,7 +471,7 @@ class LaneDispatcher:
         kind = scope["type"]
         if kind == "http":
             if is_chat_lane(scope["path"]):
-                await self.chat_app(scope, receive, send)
+                await self._admitted_chat(scope, receive, send)
                 return
             body, disconnected = await read_body(receive, self.body_limit)
             if disconnected:
@@ -432,6 +485,32 @@ class LaneDispatcher:
         else:  # websocket: not served
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1000})
+
+    async def _admitted_chat(self, scope, receive, send):
+        """A chat request: its body is read first (a slow client holds no place at the gate), then it waits
+        for a place at the worker's admission gate before Django sees it, and gives the place back after its
+        first database burst (`release_admission`, called by the chat lane) or when it ends."""
+        body, disconnected = await read_body(receive, self.body_limit)
+        if disconnected:
+            return
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # Django's disconnect watch
+
+        gate = admission_gate()
+        await gate.acquire()
+        admission = Admission(gate)
+        token = _admission_var.set(admission)
+        try:
+            await self.chat_app(scope, replay, send)
+        finally:
+            admission.release()
+            _admission_var.reset(token)
 
     async def _lifespan(self, receive, send):
         while True:

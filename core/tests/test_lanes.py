@@ -224,3 +224,99 @@ def test_chat_lane_answers_without_a_sync_to_async_hop(monkeypatch):
     assert response.json()["error_code"] == "NOT_AUTHENTICATED"
     # Django logs a 4xx answer through sync_to_async (thread_sensitive=False); nothing else hops.
     assert hops == ["log_response"], hops
+
+
+# --- Chat admission (core.lanes.LaneDispatcher._admitted_chat) -------------------------------------------
+
+def _hello_wsgi(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"sync"]
+
+
+def _chat_scope():
+    return {"type": "http", "method": "POST", "path": "/api/v2/chat", "headers": [], "query_string": b""}
+
+
+async def _serve(app, body: bytes = b'{"message":"m"}', gate_body: asyncio.Event | None = None):
+    sent = []
+
+    async def receive():
+        if gate_body is not None:
+            await gate_body.wait()
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(_chat_scope(), receive, send)
+    return sent
+
+
+def test_chat_admission_bounds_chat_requests_until_their_first_burst(settings):
+    """At most MAIMCONFIG_CHAT_ADMISSION chat requests per worker are inside Django before their first burst;
+    the wait for the upstream (after `release_admission`) is not gated, and every request is answered."""
+    settings.MAIMCONFIG_CHAT_ADMISSION = 2
+    inside = peak = upstream = upstream_peak = 0
+
+    async def chat_app(scope, receive, send):
+        nonlocal inside, peak, upstream, upstream_peak
+        inside += 1
+        peak = max(peak, inside)
+        assert (await receive())["body"] == b'{"message":"m"}'  # the body, read before the gate, replayed
+        await asyncio.sleep(0.01)  # Django's handling and the first burst
+        inside -= 1
+        lanes.release_admission()
+        upstream += 1
+        upstream_peak = max(upstream_peak, upstream)
+        await asyncio.sleep(0.05)  # the upstream model
+        upstream -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = lanes.LaneDispatcher(chat_app=chat_app, wsgi_app=_hello_wsgi, sync_threads=1, body_limit=1 << 20)
+
+    async def storm():
+        return await asyncio.gather(*(_serve(app) for _ in range(9)))
+
+    answers = asyncio.run(storm())
+    assert all(sent[-1]["body"] == b"ok" for sent in answers)
+    assert peak == 2
+    assert upstream_peak > 2  # many wait for the upstream at once
+
+
+def test_chat_admission_is_given_back_when_a_request_ends_without_a_burst(settings):
+    settings.MAIMCONFIG_CHAT_ADMISSION = 1
+
+    async def chat_app(scope, receive, send):  # refuses at once (401, 413…): never reaches its burst
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+    app = lanes.LaneDispatcher(chat_app=chat_app, wsgi_app=_hello_wsgi, sync_threads=1, body_limit=1 << 20)
+
+    async def several():
+        return await asyncio.wait_for(asyncio.gather(*(_serve(app) for _ in range(4))), timeout=5)
+
+    assert [sent[-1]["body"] for sent in asyncio.run(several())] == [b"no"] * 4
+
+
+def test_a_slow_chat_body_holds_no_place_at_the_gate(settings):
+    settings.MAIMCONFIG_CHAT_ADMISSION = 1
+
+    async def chat_app(scope, receive, send):
+        await receive()
+        lanes.release_admission()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = lanes.LaneDispatcher(chat_app=chat_app, wsgi_app=_hello_wsgi, sync_threads=1, body_limit=1 << 20)
+
+    async def scenario():
+        trickle = asyncio.Event()
+        slow = asyncio.ensure_future(_serve(app, gate_body=trickle))  # its body has not arrived yet
+        await asyncio.sleep(0.01)
+        fast = await asyncio.wait_for(_serve(app), timeout=5)  # served while the slow one uploads
+        trickle.set()
+        return fast, await slow
+
+    fast, slow = asyncio.run(scenario())
+    assert fast[-1]["body"] == b"ok" and slow[-1]["body"] == b"ok"
