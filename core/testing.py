@@ -75,15 +75,17 @@ class AsgiResult:
 
 
 def asgi_request(method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
-                 app=None, disconnect_after: int | None = None, query: str = "") -> AsgiResult:
+                 app=None, disconnect_after: int | None = None, query: str = "",
+                 raw_body: bytes | None = None) -> AsgiResult:
     """One request through the service's real ASGI application (`core.lanes`, the lane dispatcher), in one
     event loop from the request to the last byte of a streamed answer (as gunicorn's worker serves it).
-    `disconnect_after=n`: the client goes away after n body messages of the answer."""
+    `disconnect_after=n`: the client goes away after n body messages of the answer. `raw_body`: these bytes
+    as the body, as they are (the caller's `headers` name their type and length)."""
     import asyncio
     import json
 
     app = app or _shared_app()
-    body = b"" if json_body is None else json.dumps(json_body).encode()
+    body = raw_body if raw_body is not None else b"" if json_body is None else json.dumps(json_body).encode()
     raw_headers = [(b"host", b"testserver")]
     if json_body is not None:
         raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

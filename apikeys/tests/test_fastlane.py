@@ -43,44 +43,8 @@ def post(body, headers=None, path=VALIDATE, raw: bytes | None = None, content_ty
     if raw is None:
         return asgi_request("POST", path, json_body=body, headers=headers)
     extra = {"content-type": content_type, "content-length": str(len(raw)), **(headers or {})}
-    return _raw_request(path, raw, extra)
-
-
-def _raw_request(path, raw, headers):
-    import asyncio
-
-    from asgiref.sync import async_to_sync
-
-    from core.testing import _shared_app
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
-    state = {}
-
-    async def run():
-        sent = False
-
-        async def receive():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": raw, "more_body": False}
-            await asyncio.sleep(3600)
-
-        async def send(message):
-            if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                state["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
-            else:
-                state.setdefault("body", b"")
-                state["body"] += message.get("body", b"")
-
-        await _shared_app()(scope, receive, send)
-
-    async_to_sync(run)()
-    return state
+    answer = asgi_request("POST", path, raw_body=raw, headers=extra)
+    return {"status": answer.status_code, "headers": answer.headers, "body": answer.content}
 
 
 def _comparable(response):
