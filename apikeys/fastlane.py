@@ -364,7 +364,7 @@ def json_object(body: bytes) -> dict:
 # --- the response ------------------------------------------------------------------------------------------
 
 def _middleware(name: str) -> bool:
-    """Whether settings.MIDDLEWARE holds `name` or a subclass of it (e.g. `core.http_metrics`' own pair)."""
+    """Whether settings.MIDDLEWARE holds `name` or a subclass of it (e.g. `core.http_metrics.PrometheusAfterMiddleware`)."""
     from django.utils.module_loading import import_string
 
     wanted = import_string(name)

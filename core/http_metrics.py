@@ -1,6 +1,6 @@
-"""django-prometheus' HTTP middleware, with its labelled series looked up once (spec §13.5).
+"""django-prometheus' "after" HTTP middleware, with its labelled series looked up once (spec §13.5).
 
-The same metrics, names and labels as `django_prometheus.middleware`: these subclasses only keep each
+The same metrics, names and labels as `django_prometheus.middleware`: this subclass only keeps each
 labelled child (`Counter.labels(view=…, method=…, status=…)`) in a dictionary after its first use.
 prometheus_client builds, validates and looks up the label tuple under a lock on every `labels()` call;
 on a small API request the middleware made seven such calls, a measurable share of the request's cost
@@ -10,10 +10,6 @@ dictionary holds no more than the registry does.
 """
 
 from django_prometheus import middleware as django_prometheus
-
-
-class PrometheusBeforeMiddleware(django_prometheus.PrometheusBeforeMiddleware):
-    """Unchanged (it uses no labels); named here so settings.MIDDLEWARE lists one pair."""
 
 
 class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):

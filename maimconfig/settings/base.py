@@ -125,7 +125,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "core.http_metrics.PrometheusBeforeMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
