@@ -63,6 +63,7 @@ CHAT_LANE_MIDDLEWARE = (
 FastHandler = Callable[[dict, bytes, Callable[[dict], Awaitable[None]]], Awaitable[bool]]
 
 _fast_handlers: dict[tuple[str, str], FastHandler] = {}
+_fast_prefixes: list[tuple[str, str, FastHandler]] = []
 _startup_callbacks: list[Callable[[], Any]] = []
 _shutdown_callbacks: list[Callable[[], Any]] = []
 
@@ -93,6 +94,30 @@ def register_fast_handler(method: str, path: str, handler: FastHandler) -> None:
 def unregister_fast_handler(method: str, path: str) -> None:
     for variant in _path_variants(path):
         _fast_handlers.pop((method.upper(), variant), None)
+
+
+def register_fast_prefix(method: str, prefix: str, handler: FastHandler) -> None:
+    """Offer every `method` request whose path starts with `prefix` to `handler` (same contract as
+    `register_fast_handler`), when no exact registration matches. Prefixes are tried in registration order;
+    the first that answers True ends the request, one that declines passes it on to the next, then to
+    Django. For routes with identifiers in the path (a read cache, say), where an exact path cannot be named.
+    """
+    if not iscoroutinefunction(handler):
+        raise TypeError("A fast-lane handler must be an async function.")
+    unregister_fast_prefix(method, prefix)
+    _fast_prefixes.append((method.upper(), prefix, handler))
+
+
+def unregister_fast_prefix(method: str, prefix: str) -> None:
+    _fast_prefixes[:] = [e for e in _fast_prefixes if (e[0], e[1]) != (method.upper(), prefix)]
+
+
+async def _offer_to_prefixes(scope, body: bytes, send) -> bool:
+    method, path = scope["method"], scope["path"]
+    for m, prefix, handler in _fast_prefixes:
+        if m == method and path.startswith(prefix) and await handler(scope, body, send):
+            return True
+    return False
 
 
 def on_startup(callback: Callable[[], Any]) -> Callable[[], Any]:
@@ -477,7 +502,10 @@ class LaneDispatcher:
             if disconnected:
                 return
             handler = _fast_handlers.get((scope["method"], scope["path"])) if _fast_handlers else None
-            if handler is not None and await handler(scope, body, send):
+            if handler is not None:
+                if await handler(scope, body, send):
+                    return
+            elif _fast_prefixes and await _offer_to_prefixes(scope, body, send):
                 return
             await self.sync_lane(scope, body, send)
         elif kind == "lifespan":

@@ -72,6 +72,42 @@ def test_declining_handler_passes_the_same_body_to_django(fast_handlers):
     assert body["error_code"] == "AUTH_001" and body["request_id"] == "fast-decline-1"
 
 
+def test_prefix_handlers_are_offered_in_order_after_exact_routes(fast_handlers):
+    seen = []
+
+    def handler(name, answer):
+        async def handle(scope, body, send):
+            seen.append((name, scope["path"]))
+            if answer:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": name.encode()})
+            return answer
+        return handle
+
+    async def exact(scope, body, send):
+        seen.append(("exact", scope["path"]))
+        return False
+
+    lanes.register_fast_prefix("GET", "/api/v2/tenants/", handler("declines", False))
+    lanes.register_fast_prefix("GET", "/api/v2/", handler("answers", True))
+    fast_handlers("GET", "/api/v2/system/models", exact)
+    try:
+        response = asgi_request("GET", "/api/v2/tenants/t_1")
+        assert response.status_code == 200 and response.content == b"answers"
+        assert seen == [("declines", "/api/v2/tenants/t_1"), ("answers", "/api/v2/tenants/t_1")]
+        seen.clear()
+        # An exact registration takes the request alone: declining sends it to Django, not to a prefix.
+        response = asgi_request("GET", "/api/v2/system/models")
+        assert seen == [("exact", "/api/v2/system/models")] and response.status_code == 401
+        seen.clear()
+        # Another method, or a path outside every prefix, is not offered.
+        assert asgi_request("GET", "/health").status_code in (200, 503) and seen == []
+    finally:
+        lanes.unregister_fast_prefix("GET", "/api/v2/tenants/")
+        lanes.unregister_fast_prefix("GET", "/api/v2/")
+    assert lanes._fast_prefixes == []
+
+
 def test_fast_handlers_must_be_async():
     def sync_handler(scope, body, send):
         return False
