@@ -1,5 +1,5 @@
 """Rotation in the operators' console: a "Rotate" button on a key's page and a bulk action, both with a
-grace period, both answering with the one-time secret page (`console.secret_page`); and the creation of a
+grace period, both answering with the one-time secret page (`core.secret_page`); and the creation of a
 key answering with that page too (never a message, which Django may keep in a cookie)."""
 
 from django import forms
@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from apikeys import services
-from console.secret_page import secret_once_response
+from core.secret_page import secret_once_response
 from core.admin import error_lines
 from core.exceptions import ApplicationError
 

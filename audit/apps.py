@@ -9,6 +9,8 @@ class AuditConfig(AppConfig):
     verbose_name = _("Audit trail")
 
     def ready(self):
+        from audit import receivers  # noqa: F401 - connects the receivers of core's signals
+
         _attribute_commands_to_their_name()
 
 

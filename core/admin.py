@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.exceptions import ApplicationError
 from core.models import OperatorToken
+from core.secret_page import secret_once_response
 
 
 def error_lines(exc: ApplicationError | ValidationError) -> list[str]:
@@ -147,8 +148,6 @@ class OperatorTokenAdmin(admin.ModelAdmin):
         created = getattr(request, "_new_operator_token", None)
         if created is None:
             return super().response_add(request, obj, post_url_continue)
-        from console.secret_page import secret_once_response  # the one-time page of the console
-
         row, token = created
         return secret_once_response(
             request, title=_("New operator token"), back_url="../",

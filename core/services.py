@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.models import OperatorToken
+from core.signals import operator_token_issued
 
 # New tokens start with `mco_` (MaimConfig operator) so that they are recognisable in a leak scan and never
 # mistaken for an agent key (`mmc_…`). Tokens issued by DRF before hashing (40 hex characters) keep working.
@@ -51,16 +52,9 @@ def operator_token_issue(*, user, expires_at: datetime | None = None) -> tuple[O
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
 
 
-def _audit_token(user, *, rotated: bool, created_user: bool) -> None:
-    """One audit event per token issued (the token itself is never recorded). Imported here: `audit`
-    stands on `core`, so core reaches it only at call time."""
-    from audit.models import AuditAction, AuditTarget
-    from audit.services import audit_record
-
-    audit_record(action=AuditAction.OPERATOR_TOKEN_ROTATE if rotated else AuditAction.OPERATOR_TOKEN_CREATE,
-                 target_type=AuditTarget.OPERATOR, target_id=user.get_username(),
-                 changes={"token": [None if not rotated else "********", "********"],
-                          **({"user": [None, user.get_username()]} if created_user else {})})
+def _token_issued(user, *, rotated: bool, created_user: bool) -> None:
+    """Tell the apps standing on `core` (the audit trail records one event) inside this transaction."""
+    operator_token_issued.send(sender=OperatorToken, user=user, rotated=rotated, created_user=created_user)
 
 
 class OperatorError(Exception):
@@ -89,7 +83,7 @@ def operator_ensure(*, username: str, rotate: bool = False,
     if had_token and not rotate:
         return user, None, created
     _, key = operator_token_issue(user=user, expires_at=timezone.now() + expires_in if expires_in else None)
-    _audit_token(user, rotated=had_token, created_user=created)
+    _token_issued(user, rotated=had_token, created_user=created)
     return user, key, created
 
 
@@ -102,7 +96,7 @@ def first_operator_create() -> tuple[str, str, str] | None:
     password = secrets.token_urlsafe(18)
     user = user_model.objects.create_superuser(username="admin", email=None, password=password)
     _, token = operator_token_issue(user=user)
-    _audit_token(user, rotated=False, created_user=True)
+    _token_issued(user, rotated=False, created_user=True)
     return user.username, password, token
 
 
@@ -112,5 +106,5 @@ def operator_token_grant(*, user, expires_at: datetime | None = None) -> tuple[O
         raise OperatorError(_("Only active staff users can hold an operator token."))
     had_token = OperatorToken.objects.filter(user=user).exists()
     row, token = operator_token_issue(user=user, expires_at=expires_at)
-    _audit_token(user, rotated=had_token, created_user=False)
+    _token_issued(user, rotated=had_token, created_user=False)
     return row, token

@@ -44,7 +44,7 @@ def test_add_shows_the_secret_once_and_stores_only_the_hash(admin_client):
         "agent": agent.pk, "name": "from-admin", "description": "", "permissions": "chat, config, chat",
         "expires_at_0": "", "expires_at_1": "", "rate_limit_per_minute": "", "metadata": "{}",
     })
-    # The answer of the POST is the one-time page (console.secret_page): no redirect, no message, no-store.
+    # The answer of the POST is the one-time page (core.secret_page): no redirect, no message, no-store.
     assert response.status_code == 200, response.content.decode()[:2000]
     assert "no-store" in response["Cache-Control"]
     key = ApiKey.objects.get(name="from-admin")

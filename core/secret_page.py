@@ -16,7 +16,7 @@ def secret_once_response(request, *, title, rows: list[dict], back_url: str, adm
         "warning": _("Copy the secret now: it is shown only on this page and cannot be displayed again. "
                      "Only a hash is stored."),
     }
-    response = TemplateResponse(request, "console/secret_once.html", context)
+    response = TemplateResponse(request, "core/secret_once.html", context)
     response["Cache-Control"] = "no-store, max-age=0"
     response["Pragma"] = "no-cache"
     response["Referrer-Policy"] = "no-referrer"
