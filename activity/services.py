@@ -8,6 +8,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from activity.models import AgentActivity, UsageLog
+from core import generations
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 
@@ -117,6 +118,7 @@ def activity_heartbeat(*, tenant_id: str, agent_id: str, ttl_seconds: int = DEFA
         # The agent or tenant changed between the two statements: try again.
     else:  # pragma: no cover - only after repeated races with status changes
         raise _refusal("agent_not_found", 404, "The agent does not exist.", tenant_id)
+    generations.bump((generations.activity(tenant_id),))  # the read cache's activity lists (raw SQL: no signal)
     return AgentActivity(agent_id=agent_id, tenant_id=tenant_id, last_seen_at=now, ttl_seconds=ttl_seconds,
                          expires_at=expires_at, heartbeat_at=now)
 

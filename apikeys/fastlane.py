@@ -165,6 +165,9 @@ if (not last) or tonumber(last) < tonumber(ARGV[9]) then
 end
 redis.call('SADD', p .. 'use:dirty', key_id)
 if ARGV[16] ~= '' then redis.call('HINCRBY', p .. 'meter:pending', ARGV[16] .. key_id .. '|', 1) end
+for _, g in ipairs({p .. 'rc:key:' .. string.lower(key_id), p .. 'rc:keys:' .. string.lower(ARGV[3])}) do
+  if redis.call('EXISTS', g) == 1 then redis.call('INCR', g) end  -- the read cache (core.generations)
+end
 return {'ok', entry, previous, count, epoch, total, last}
 """
 SCRIPT = re.sub(r"@(\w+)@", lambda m: str(_slot(m.group(1))), _SCRIPT)

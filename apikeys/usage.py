@@ -74,7 +74,7 @@ def _text(value) -> str | None:
 
 
 # ARGV: prefix, key id, limit (-1: none), window key suffix, window ttl, now (µs), units, fresh epoch,
-#       meter field (empty: none), use id.
+#       meter field (empty: none), use id, tenant id (the read cache's generations, `core.generations`).
 # Returns {allowed 0/1, window count (-1: no limit), epoch, total, last (µs)}. The use id is remembered for
 # USE_ID_SECONDS so that a use whose reply was lost can be recognised later (`reconcile_lost_replies`).
 _USE = """
@@ -106,6 +106,9 @@ if (not last) or tonumber(last) < tonumber(ARGV[6]) then
 end
 redis.call('SADD', p .. 'use:dirty', ARGV[2])
 if ARGV[9] ~= '' then redis.call('HINCRBY', p .. 'meter:pending', ARGV[9], units) end
+for _, g in ipairs({p .. 'rc:key:' .. string.lower(ARGV[2]), p .. 'rc:keys:' .. string.lower(ARGV[11])}) do
+  if redis.call('EXISTS', g) == 1 then redis.call('INCR', g) end  -- the read cache (core.generations)
+end
 return {1, count, epoch, total, last}
 """
 
@@ -219,7 +222,7 @@ def count_use(*, api_key_id: str, tenant_id: str, agent_id: str, limit: int | No
         meter = _meter_field(METER_ACCEPTED, _hour(now_us), tenant_id, agent_id, api_key_id, "")
         raw = redisstate.script(client, _USE)(args=[
             redisstate.prefix(), api_key_id, -1 if limit is None else limit, window, reset + 5, now_us, units,
-            secrets.token_hex(8), meter, use_id])
+            secrets.token_hex(8), meter, use_id, tenant_id])
         allowed, count, epoch, total, last = raw
         rate = None
         if limit is not None:
