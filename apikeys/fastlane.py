@@ -76,9 +76,12 @@ def _slot(name: str) -> int:
 #        10 '1' = check the permission ARGV[11], 11 permission, 12 '1' = take a window unit and count a use
 #        ('0' = read-only), 13 window number, 14 window ttl, 15 fresh usage epoch, 16 the dashboard counter's
 #        field up to the key id (`usage._meter_field`; '' = none), 17 use id (its value is the key id, so a
-#        use whose reply was lost can be reconciled without knowing the key beforehand).
-# Returns {'throttled'} | {'miss'} | {'refused'} | {'limited'} (nothing consumed), or
-#         {'ok', entry, previous 0/1, window count (-1: unlimited key), epoch, total, last}.
+#        use whose reply was lost can be reconciled without knowing the key beforehand), 18 a usage-log
+#        entry to queue for the database ('' or absent = none; only with 12 = '1': `activity.writebehind`).
+# Returns {'throttled'} | {'miss'} | {'refused'} | {'limited'} | {'noids'} (nothing consumed), or
+#         {'ok', entry, previous 0/1, window count (-1: unlimited key), epoch, total, last, usage-log id}.
+# With an entry, the script takes the next id of the reserved usage-log id blocks (`ul:ids`, `ul:blocks`;
+# 'noids' when none is left) and appends the entry to the stream `ul:stream` after the use is counted.
 _SCRIPT = """
 local p = ARGV[1]
 local tkey = ARGV[6]
@@ -121,6 +124,15 @@ if ARGV[10] == '1' then
     end
   end
   if not granted then return {'refused'} end
+end
+local log = ARGV[18] or ''
+local ids = false
+if log ~= '' then
+  ids = redis.call('HMGET', p .. 'ul:ids', 'next', 'hi')
+  if (not ids[1]) or tonumber(ids[1]) > tonumber(ids[2]) then
+    if redis.call('LLEN', p .. 'ul:blocks') == 0 then return {'noids'} end
+    ids = false
+  end
 end
 local key_id = string.sub(entry, 1, sep - 1)
 local limit = v[@rate_limit_per_minute@]
@@ -168,7 +180,21 @@ if ARGV[16] ~= '' then redis.call('HINCRBY', p .. 'meter:pending', ARGV[16] .. k
 for _, g in ipairs({p .. 'rc:key:' .. string.lower(key_id), p .. 'rc:keys:' .. string.lower(ARGV[3])}) do
   if redis.call('EXISTS', g) == 1 then redis.call('INCR', g) end  -- the read cache (core.generations)
 end
-return {'ok', entry, previous, count, epoch, total, last}
+local log_id = false
+if log ~= '' then
+  local nxt, hi
+  if ids then
+    nxt, hi = tonumber(ids[1]), tonumber(ids[2])
+  else
+    local block = redis.call('LPOP', p .. 'ul:blocks')
+    local dash = string.find(block, '-', 1, true)
+    nxt, hi = tonumber(string.sub(block, 1, dash - 1)), tonumber(string.sub(block, dash + 1))
+  end
+  redis.call('HSET', p .. 'ul:ids', 'next', string.format('%d', nxt + 1), 'hi', string.format('%d', hi))
+  redis.call('XADD', p .. 'ul:stream', '*', 'i', string.format('%d', nxt), 'k', key_id, 'e', log)
+  log_id = nxt
+end
+return {'ok', entry, previous, count, epoch, total, last, log_id}
 """
 SCRIPT = re.sub(r"@(\w+)@", lambda m: str(_slot(m.group(1))), _SCRIPT)
 
@@ -560,20 +586,22 @@ def _token() -> str:
 class KeyUse:
     """What the script answered for a valid key: the record and the verdict's rate and pending usage."""
 
-    __slots__ = ("record", "previous", "rate", "pending", "use_id")
+    __slots__ = ("record", "previous", "rate", "pending", "use_id", "log_id")
 
-    def __init__(self, record, previous, rate, pending, use_id):
+    def __init__(self, record, previous, rate, pending, use_id, log_id=None):
         self.record = record
         self.previous = previous
         self.rate = rate
         self.pending = pending
         self.use_id = use_id
+        self.log_id = log_id  # the id of the usage-log entry the script queued (`run_key_script(log_entry=…)`)
 
 
 async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, count: bool,
-                         throttle_ident: str | None) -> KeyUse:
+                         throttle_ident: str | None, log_entry: str = "") -> KeyUse:
     """Checks 1-8 of spec §6.2 for a warm key in one round trip (see `_SCRIPT`); raises Declined for
-    anything but a valid verdict (nothing consumed then)."""
+    anything but a valid verdict (nothing consumed then). `log_entry` (with `count`): a usage-log entry
+    queued for the database in the same round trip; its id is `KeyUse.log_id`."""
     client = loop_client()
     if client is None:
         raise Declined
@@ -595,7 +623,7 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
                                "", "")[:-1] if count else ""
     args = [prefix, digest, parsed.tenant_id, parsed.agent_id, str(random.getrandbits(52)), throttle_key,
             throttle_num, throttle_ttl, now_us, "1" if permission is not None else "0", permission or "",
-            "1" if count else "0", window_number, reset + 5, _token(), meter, use_id]
+            "1" if count else "0", window_number, reset + 5, _token(), meter, use_id, log_entry]
     try:
         reply = await client.script(args=args)
     except redisstate._redis_errors() as exc:
@@ -615,7 +643,7 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
 
 
 def _key_use(record, reply, parsed, now, permission, count, reset, use_id) -> KeyUse:
-    _, _, previous, window_count, epoch, total, last = reply
+    previous, window_count, epoch, total, last = reply[2:7]
     limit = record.rate_limit_per_minute
     if count:
         rate = None if limit is None else ratelimit.RateState(limit=limit, count=min(limit, int(window_count)),
@@ -627,7 +655,7 @@ def _key_use(record, reply, parsed, now, permission, count, reset, use_id) -> Ke
                                                               reset_seconds=reset, allowed=count_now < limit)
         pending = usage.Pending(epoch=usage._text(epoch), total=int(total or 0),
                                 last_used_us=int(last) if last is not None else None)
-    return KeyUse(record, bool(previous), rate, pending, use_id)
+    return KeyUse(record, bool(previous), rate, pending, use_id, reply[7] if len(reply) > 7 else None)
 
 
 def checked_verification(use: KeyUse, parsed, now, permission: str | None):
