@@ -51,6 +51,7 @@ COPY plugins /app/plugins
 COPY chat /app/chat
 COPY metering /app/metering
 COPY audit /app/audit
+COPY readcache /app/readcache
 COPY config /app/config
 COPY locale /app/locale
 

@@ -122,9 +122,12 @@ INSTALLED_APPS = [
     "chat",
     "metering",
     "audit",
+    "readcache",  # stands on apikeys; no app imports it
 ]
 
 MIDDLEWARE = [
+    # Outermost: stores the answer as sent, for the fast lane (readcache; with Redis only).
+    "readcache.middleware.ReadCacheMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
