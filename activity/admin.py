@@ -29,3 +29,9 @@ class UsageLogAdmin(ReadOnlyModelAdmin):
     date_hierarchy = "timestamp"
     ordering = ("-timestamp", "-id")
     show_full_result_count = False
+
+    def changelist_view(self, request, extra_context=None):
+        from activity.services import usage_log_store_pending
+
+        usage_log_store_pending()  # entries the fast lane accepted and not yet written behind
+        return super().changelist_view(request, extra_context)

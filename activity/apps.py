@@ -7,7 +7,9 @@ class ActivityConfig(AppConfig):
     name = "activity"
 
     def ready(self):
-        from activity import fastlane
+        from activity import fastlane, usagelog_fastlane
 
-        # Agent-key heartbeats on the event loop, only when Redis is the cache (README "Serving model").
+        # Agent-key heartbeats and usage-log entries on the event loop, only when Redis is the cache
+        # (README "Serving model"); the entries are written behind (activity.writebehind).
         fastlane.register()
+        usagelog_fastlane.register()

@@ -184,6 +184,14 @@ def usage_log_create(
     return entry
 
 
+def usage_log_store_pending() -> None:
+    """Store the usage-log entries the fast lane queued in Redis (activity.writebehind) before a read of the
+    usage log, so the read misses none of them. A no-op without Redis or with nothing queued."""
+    from activity import writebehind
+
+    writebehind.flush_before_read()
+
+
 def _usage_scope(*, tenant_id: str | None, agent_id: str | None) -> tuple[str | None, str | None]:
     from agents.models import Agent
     from tenants.models import Tenant

@@ -134,6 +134,7 @@ class UsageLogView(UsageLogCreateMixin, GenericAPIView):
                    responses=paginated_envelope(UsageLogOutputSerializer))
     def get(self, request):
         filters = parse_query(request, UsageLogFilterSerializer)
+        services.usage_log_store_pending()  # entries the fast lane accepted and not yet written behind
         tenant_id = filters.get("tenant_id")
         return paginated(self, selectors.usage_log_list(**filters), UsageLogOutputSerializer,
                          message="Usage log listed",
@@ -163,6 +164,7 @@ class UsageSummaryView(APIView):
     def get(self, request):
         query = parse_query(request, UsageSummaryQuerySerializer)
         since, until = selectors.usage_summary_range(since=query.get("since"), until=query.get("until"))
+        services.usage_log_store_pending()  # entries the fast lane accepted and not yet written behind
         tenant_id = query.get("tenant_id")
         summary = selectors.usage_log_summary(tenant_id=tenant_id, agent_id=query.get("agent_id"),
                                               since=since, until=until)

@@ -1,0 +1,136 @@
+"""The bot fast lane of the usage log: `POST /api/v1/usage/log` and `POST /api/v2/usage-logs` (issue 11).
+
+Registered by `ActivityConfig.ready()` only when Redis is the cache (README "Serving model"). A request with
+an agent key (`Authorization: Bearer|Token mmc_…`, or `api_key` in the body) whose body the create
+serializer accepts, with `tenant_id`/`agent_id` naming the key's own tenant and agent (or null, or absent),
+is answered on the event loop from ONE Redis round trip and no database query:
+
+1. the key script of `apikeys.fastlane` (checks 1-8 of spec §6.2 on the warm key-state entry, the window
+   unit and the use count, as for the heartbeat) also takes the entry's id from the reserved id blocks and
+   queues the entry in Redis (`run_key_script(log_entry=…)`; `activity.writebehind`);
+2. the answer is the envelope Django sends for the same request: the entry as `UsageLogOutputSerializer`
+   shows it (`usage_log_representation`), the rate-limit headers of a limited key, the metrics.
+
+The entry is stored by the workers' flushers within `MAIMCONFIG_USAGE_FLUSH_SECONDS` (`activity.writebehind`),
+exactly once; the reads of the usage log store what is queued before they read.
+
+Declined (Django answers, nothing consumed): operator tokens, no key, another tenant or agent, a body the
+serializer would refuse or treat differently (the fields are checked by the serializer's own fields), a
+cold, revoked or limited key, no reserved id left, the common fast-lane gates (`apikeys.fastlane.common_checks`).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+from rest_framework.fields import SkipField
+
+from activity import writebehind
+from activity.fastlane import _agent_key
+from apikeys import fastlane as lane
+from apikeys import usage
+from apikeys.keys import parse_key
+from apikeys.metrics import KEY_VERIFICATIONS
+
+V1_PATH = "/api/v1/usage/log"
+V2_PATH = "/api/v2/usage-logs"
+_MESSAGE = "Usage logged"
+
+_VALID = KEY_VERIFICATIONS.labels(outcome="valid", route="request")
+
+_fields = None
+
+
+def _input_fields():
+    """The bound fields of `UsageLogCreateInputSerializer` (built once; a field validates without state)."""
+    global _fields
+    if _fields is None:
+        from activity.serializers import UsageLogCreateInputSerializer
+
+        _fields = tuple(UsageLogCreateInputSerializer().fields.items())
+    return _fields
+
+
+def validated(data: dict) -> dict:
+    """What `UsageLogCreateInputSerializer(data=data).validated_data` holds, or Declined if it is invalid
+    (field by field with the serializer's own fields, as `Serializer.to_internal_value` does)."""
+    out = {}
+    for name, field in _input_fields():
+        if name not in data:
+            if field.required:
+                raise lane.Declined
+            continue
+        try:
+            out[name] = field.run_validation(data[name])
+        except (ValidationError, SkipField):
+            raise lane.Declined from None
+    return out
+
+
+async def usage_log_handler(scope, body: bytes, send) -> bool:
+    """`core.lanes` fast handler of the two usage-log POST routes (module docstring)."""
+    from activity.serializers import usage_log_representation
+
+    if not lane.lane_available():
+        return False
+    headers = lane.request_headers(scope)
+    try:
+        language, secure = lane.common_checks(scope, body, headers)
+        data = lane.json_object(body)
+        raw_key = _agent_key(headers, data)
+        parsed = parse_key(raw_key)
+        if parsed is None:
+            raise lane.Declined
+        for name, own in (("tenant_id", parsed.tenant_id), ("agent_id", parsed.agent_id)):
+            value = data.get(name)
+            if type(value) is str and value != own:
+                raise lane.Declined  # another tenant or agent: Django's 403
+        fields = validated(data)
+        usage.ensure_flusher()
+        now = timezone.now()
+        request_id, *tokens, started = lane.begin(headers)
+        try:
+            entry = {"tenant_id": parsed.tenant_id, "agent_id": parsed.agent_id, "user_id": fields.get("user_id"),
+                     "action": fields["action"], "details": fields.get("details"),
+                     "timestamp": fields.get("timestamp") or now, "request_id": request_id, "created_at": now}
+            use = await lane.run_key_script(raw_key=raw_key, parsed=parsed, now=now, permission=None, count=True,
+                                            throttle_ident=None, log_entry=writebehind.encode(**entry))
+            lane.checked_verification(use, parsed, now, None)
+            if use.log_id is None:  # pragma: no cover - the script always answers an id with an entry
+                raise lane.Declined
+            entry["id"] = int(use.log_id)
+            entry["api_key_id"] = use.record.id
+            payload = lane.render(message=_MESSAGE, data=usage_log_representation(entry),
+                                  tenant_id=parsed.tenant_id, language=language)
+        finally:
+            lane.end(tokens)
+    except lane.Declined:
+        return False
+    _VALID.inc()
+    extra = ()
+    if use.rate is not None:
+        extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in use.rate.headers().items()]
+    path = scope["path"].rstrip("/")
+    shape = lane.shape_for(path)
+    await lane.send_json(send, shape, payload, language=language, secure=secure, request_id=request_id, extra=extra)
+    shape.metrics.record(method="POST", secure=secure, ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest",
+                         request_length=len(body), response_length=len(payload), started=started)
+    return True
+
+
+def register() -> bool:
+    """Register the fast handler when Redis is the cache and the database keeps auto-increment counters
+    the id reservation relies on (called by `ActivityConfig.ready()`)."""
+    from django.db import connection
+
+    from apikeys import redisstate
+
+    if not redisstate.enabled() or connection.vendor not in ("mysql", "sqlite"):
+        return False
+    from core.lanes import on_shutdown, on_startup, register_fast_handler
+
+    register_fast_handler("POST", V1_PATH, usage_log_handler)
+    register_fast_handler("POST", V2_PATH, usage_log_handler)
+    on_startup(writebehind.start)
+    on_shutdown(writebehind.stop)
+    return True
