@@ -20,7 +20,8 @@ import time
 from django.conf import settings
 
 from apikeys import fastlane as lane
-from apikeys import redisstate
+from apikeys import redisstate, usage
+from apikeys.metrics import KEY_VERIFICATIONS
 from readcache import routes, store
 
 logger = logging.getLogger("maimconfig.fastlane")
@@ -30,6 +31,7 @@ _DECLINE_HEADERS = (b"cookie", b"origin", b"sec-fetch-site", b"transfer-encoding
 _scripts: dict[int, tuple[object, object]] = {}
 _metrics: dict[str, object] = {}
 _stamp = [0, b""]
+_VALID = KEY_VERIFICATIONS.labels(outcome="valid", route="request")
 
 
 def _script(client):
@@ -83,6 +85,18 @@ async def handler(scope, body: bytes, send) -> bool:
     root = scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root):]
+    parsed = permission = None
+    credential = authorization.split()
+    if len(credential) == 2 and credential[1].startswith(b"mmc_"):
+        # An agent key: only its routes, verified and counted on every hit.
+        permission = routes.AGENT_KEY_PATHS.get(path)
+        try:
+            raw_key = credential[1].decode("utf-8")
+        except UnicodeError:
+            return False
+        parsed = routes.agent_key_of(authorization.decode("latin-1"))
+        if permission is None or parsed is None:
+            return False
     name = store.entry_hash(method="GET", path=path.encode("utf-8").decode("latin-1"),
                             query=scope.get("query_string", b"").decode("latin-1"),
                             host=headers[b"host"].decode("latin-1"), secure=secure,
@@ -100,17 +114,50 @@ async def handler(scope, body: bytes, send) -> bool:
         entry = store.Entry(payload)
     except (ValueError, KeyError, TypeError):
         return False
+    rate = None
+    if parsed is not None:
+        rate = await _use_key(raw_key, parsed, permission, entry)
+        if rate is None:
+            return False
     raw_id = headers.get(b"x-request-id")
     request_id = lane.request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
     answer = entry.body(timestamp=_timestamp(), request_id=request_id,
                         execution_time=round(time.perf_counter() - started, 4))
     await send({"type": "http.response.start", "status": entry.status,
-                "headers": entry.header_list(length=len(answer), request_id=request_id)})
+                "headers": entry.header_list(length=len(answer), request_id=request_id, rate=rate)})
     await send({"type": "http.response.body", "body": answer})
     _metrics_for(entry.view_name).record(
         method="GET", secure=secure, ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest",
         request_length=0, response_length=len(answer), started=started)
     return True
+
+
+async def _use_key(raw_key: str, parsed, permission: str, entry: store.Entry) -> dict[str, str] | None:
+    """Verify the agent key and count its use as the Django path does (`apikeys.authentication`, then
+    `apikeys.access.authorize_key_scope`), in one round trip (`apikeys.fastlane.run_key_script`: checks 1-8
+    of spec §6.2 with the route's permission). Returns the key's `X-RateLimit-*` headers (lower-case; empty
+    for an unlimited key), or None to decline: nothing was consumed, or, in the one case where the use
+    is already counted (the entry's rate headers are not the key's: cannot happen while the entry depends
+    on the key-state generation of the tenant), Django is told so (`apikeys.usage.precounted_use`; the
+    sync lane runs Django in a copy of this context) and does not count it again."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    usage.ensure_flusher()
+    try:
+        use = await lane.run_key_script(raw_key=raw_key, parsed=parsed, now=now, permission=permission,
+                                        count=True, throttle_ident=None)
+        lane.checked_verification(use, parsed, now, permission)
+    except lane.Declined:
+        return None
+    rate = {} if use.rate is None else {name.lower(): value for name, value in use.rate.headers().items()}
+    if set(rate) != entry.rate_names():
+        counted = usage.UseResult(True, use.rate, True, pending=use.pending,
+                                  last_used_at=usage._dt(use.pending.last_used_us))
+        usage.precounted_use.set((use.record.id, counted))
+        return None
+    _VALID.inc()
+    return rate
 
 
 def register() -> bool:

@@ -31,6 +31,7 @@ _DECLINED_META = ("HTTP_COOKIE", "HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE")
 _PER_REQUEST = frozenset({"x-request-id", "content-length"})
 # Headers that must not be replayed: an answer carrying one is not cached.
 _UNCACHEABLE = ("set-cookie", "date", "age", "retry-after", "x-ratelimit-", "www-authenticate")
+_RATE = "x-ratelimit-"
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=timezone.get_fixed_timezone(0))
 
 
@@ -90,12 +91,19 @@ class ReadCacheMiddleware:
         token = getattr(drf_request, "auth", None) if drf_request is not None else None
         from core.models import OperatorToken
 
-        if not isinstance(token, OperatorToken) or token.last_used_at is None:
-            return
         now = timezone.now()
-        until = [now + timedelta(seconds=store.ENTRY_TTL_SECONDS), token.last_used_at + _touch_resolution()]
-        if token.expires_at is not None:
-            until.append(token.expires_at)
+        until = [now + timedelta(seconds=store.ENTRY_TTL_SECONDS)]
+        agent_key = getattr(token, "is_agent_key", False)
+        if agent_key:
+            # The key is verified and its use counted on every hit (readcache.fastlane): only its routes.
+            if request.path not in routes.AGENT_KEY_PATHS:
+                return
+        elif isinstance(token, OperatorToken) and token.last_used_at is not None:
+            until.append(token.last_used_at + _touch_resolution())
+            if token.expires_at is not None:
+                until.append(token.expires_at)
+        else:
+            return
         data = getattr(response, "data", None)
         route = plan.route
         try:
@@ -113,6 +121,9 @@ class ReadCacheMiddleware:
         headers: list[tuple[str, str | None]] = []
         for name, value in response.items():
             name = name.lower()
+            if agent_key and name.startswith(_RATE):
+                headers.append((name, None))  # the key's window now: written by the fast lane
+                continue
             if name.startswith(_UNCACHEABLE):
                 return
             headers.append((name, None if name in _PER_REQUEST else value))

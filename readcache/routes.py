@@ -144,6 +144,39 @@ def _system_until(data, now):
     return now + timedelta(seconds=SYSTEM_DOCUMENT_SECONDS)
 
 
+# --- GET /api/v1/plugins/settings (operator token, or an agent key: the bot's route) -------------------------
+
+def agent_key_of(authorization: str | None):
+    """The parsed agent key of an `Authorization` header (`Bearer`/`Token` + `mmc_…`), or None. The
+    header's keyword and value as `apikeys.authentication.header_key` reads them."""
+    from apikeys.keys import KEY_PREFIX, parse_key
+
+    if not authorization:
+        return None
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() not in ("bearer", "token") or not parts[1].startswith(KEY_PREFIX):
+        return None
+    return parse_key(parts[1])
+
+
+def _plugins_deps(request, kwargs):
+    """The tenant's plugin settings; for an agent key also the key-state generation of its tenant
+    (`apikeys.keycache`: every change of a key of the tenant, of the tenant's or the agent's status), so
+    that the key's limit (the `X-RateLimit-*` headers) and permissions are those the entry was made with.
+    The key itself is verified and its use counted on every hit (`readcache.fastlane`)."""
+    queried = request.GET.getlist("tenant_id")
+    if len(queried) > 1:
+        return None
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if authorization.split(" ", 1)[-1].strip().startswith("mmc_"):
+        parsed = agent_key_of(authorization)
+        if parsed is None or _id(parsed.tenant_id) is None or (queried and queried[0] != parsed.tenant_id):
+            return None
+        return [generations.plugins(parsed.tenant_id), "gen:t:" + parsed.tenant_id]
+    tenant_id = _query_id(request, "tenant_id")
+    return None if tenant_id is None else [generations.plugins(tenant_id)]
+
+
 ROUTES: dict[str, Route] = {
     "tenants:tenant-detail": Route(_tenant_deps, confirm=_same_object("tenant_id")),
     "apikeys:apikey-list": Route(_key_list_deps, valid_until=_key_list_until),
@@ -151,7 +184,13 @@ ROUTES: dict[str, Route] = {
     "activity:agent-activity": Route(_activity_deps, valid_until=_activity_until),
     "catalogue:system-models": Route(_no_deps, valid_until=_system_until),
     "catalogue:system-bot-defaults": Route(_no_deps, valid_until=_system_until),
+    "plugins_v1:plugin-settings": Route(_plugins_deps),
 }
 
+# Routes an agent key may read from the cache, by path, with the permission the view requires
+# (`plugins.views.ReadPermission`); on every hit the fast lane verifies the key and counts its use.
+AGENT_KEY_PATHS = {"/api/v1/plugins/settings": "plugins", "/api/v1/plugins/settings/": "plugins"}
+
 # The paths the fast lane is offered (`core.lanes.register_fast_prefix`): the routes above, no others.
-FAST_PREFIXES = ("/api/v2/tenants/", "/api/v2/api-keys", "/api/v2/agent-activity", "/api/v2/system/")
+FAST_PREFIXES = ("/api/v2/tenants/", "/api/v2/api-keys", "/api/v2/agent-activity", "/api/v2/system/",
+                 "/api/v1/plugins/settings")

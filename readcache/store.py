@@ -198,10 +198,20 @@ class Entry:
                          b'","tenant_id":', self.tenant, b',"execution_time":', repr(execution_time).encode(),
                          self.tail))
 
-    def header_list(self, *, length: int, request_id: str) -> list[tuple[bytes, bytes]]:
+    def header_list(self, *, length: int, request_id: str, rate: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
+        """Django's headers with this request's values in the placeholders: `Content-Length`,
+        `X-Request-ID`, and the agent key's `X-RateLimit-*` (`rate`: lower-case name -> value)."""
         out = []
         for name, value in self.headers:
             if value is None:
-                value = str(length) if name == "content-length" else request_id
+                if name == "content-length":
+                    value = str(length)
+                elif name == "x-request-id":
+                    value = request_id
+                else:
+                    value = rate[name]  # KeyError: the key's limit is not the entry's (the caller declines)
             out.append((name.encode("latin-1"), value.encode("latin-1")))
         return out
+
+    def rate_names(self) -> set[str]:
+        return {name for name, value in self.headers if value is None and name.startswith("x-ratelimit-")}

@@ -413,3 +413,94 @@ def test_a_write_committing_after_the_read_leaves_a_stale_stamp(lane, operator_t
     monkeypatch.setattr(selectors, "tenant_get", read_then_write)
     assert get(path, operator_token).json()["data"]["description"] == "old"
     assert _fresh(lane, path, operator_token).json()["data"]["description"] == "new"
+
+
+# --- GET /api/v1/plugins/settings with an agent key: verified and counted on every hit ----------------------
+
+PLUGINS = "/api/v1/plugins/settings"
+
+
+def _plugin_key(**kwargs):
+    from apikeys.tests.factories import ApiKeyFactory
+    from plugins import services
+
+    key = ApiKeyFactory(permissions=["plugins"], **kwargs)
+    services.plugin_setting_upsert(tenant_id=key.tenant_id, plugin_name="bench", enabled=True, config={"a": 1})
+    services.plugin_setting_upsert(tenant_id=key.tenant_id, agent_id=key.agent_id, plugin_name="bench",
+                                   config={"a": 2})
+    return key
+
+
+def key_get(key, query="", headers=None):
+    return asgi_request("GET", PLUGINS, query=query, headers={"Authorization": f"Bearer {key.raw_key}", **(headers or {})})
+
+
+def _plugin_metrics():
+    labels = {"view": "plugins_v1:plugin-settings", "method": "GET"}
+    return tuple(REGISTRY.get_sample_value(name, lab) or 0.0 for name, lab in (
+        ("maimconfig_key_verifications_total", {"outcome": "valid", "route": "request"}),
+        ("django_http_responses_total_by_status_view_method_total", {"status": "200", **labels}),
+        ("django_http_requests_latency_seconds_by_view_method_count", labels),
+    ))
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited key"])
+@pytest.mark.parametrize("scoped", [False, True], ids=["no query", "tenant and agent in the query"])
+def test_plugins_v1_with_an_agent_key_fast_equals_djangos(lane, limited, scoped):
+    from apikeys import usage
+
+    key = _plugin_key(rate_limit_per_minute=50 if limited else None)
+    query = f"tenant_id={key.tenant_id}&agent_id={key.agent_id}" if scoped else ""
+    assert key_get(key, query).status_code == 200
+    before = _plugin_metrics()
+    fast = key_get(key, query, {"X-Request-ID": "rc-3"})
+    fast_metrics = tuple(a - b for a, b in zip(_plugin_metrics(), before, strict=True))
+    assert lane.outcomes == [False, True]
+    with lane.django_only():
+        before = _plugin_metrics()
+        slow = key_get(key, query, {"X-Request-ID": "rc-3"})
+        slow_metrics = tuple(a - b for a, b in zip(_plugin_metrics(), before, strict=True))
+    if limited:
+        assert fast.headers.pop("x-ratelimit-remaining") == "48"
+        assert slow.headers.pop("x-ratelimit-remaining") == "47"
+        assert fast.headers["x-ratelimit-limit"] == "50"
+    assert fast.status_code == slow.status_code == 200
+    assert fast.content == slow.content and fast.json()[0]["config"] == {"a": 2}
+    assert {k: v for k, v in fast.headers.items() if k != "x-ratelimit-reset"} == \
+        {k: v for k, v in slow.headers.items() if k != "x-ratelimit-reset"}
+    assert list(fast.headers) == list(slow.headers)
+    assert fast.headers["x-request-id"] == "rc-3"
+    assert fast_metrics == slow_metrics == (1, 1, 1)
+    assert usage.shown(key.pk)[0] == 3  # every request counted once, fast or not
+
+
+def test_plugins_v1_fresh_after_a_plugin_write_and_refused_after_revocation(lane):
+    from plugins import services
+
+    key = _plugin_key()
+    key_get(key)
+    assert key_get(key).json()[0]["config"] == {"a": 2} and lane.outcomes[-1] is True
+    services.plugin_setting_upsert(tenant_id=key.tenant_id, agent_id=key.agent_id, plugin_name="bench",
+                                   config={"a": 3})
+    assert key_get(key).json()[0]["config"] == {"a": 3} and lane.outcomes[-1] is False
+    assert key_get(key).status_code == 200 and lane.outcomes[-1] is True
+    key.permissions = ["chat"]
+    key.save()
+    assert key_get(key).status_code == 403 and lane.outcomes[-1] is False
+    key.permissions = ["plugins"]
+    key.save()
+    key_get(key)
+    assert key_get(key).status_code == 200 and lane.outcomes[-1] is True
+    from apikeys import services as key_services
+
+    key_services.apikey_disable(api_key=key)
+    assert key_get(key).status_code == 401 and lane.outcomes[-1] is False
+
+
+def test_plugins_v1_agent_key_of_another_tenant_never_gets_the_entry(lane):
+    key = _plugin_key()
+    other = _plugin_key()
+    query = f"tenant_id={key.tenant_id}"
+    key_get(key, query)
+    assert key_get(key, query).status_code == 200 and lane.outcomes[-1] is True
+    assert key_get(other, query).status_code == 403 and lane.outcomes[-1] is False
