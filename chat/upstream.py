@@ -1,4 +1,4 @@
-"""The async upstream call of the chat lane (api.md §10.7): `POST {base_url}/chat/completions` over `httpx2`.
+"""The async upstream call of the chat lane (api.md §10.7): `POST {base_url}/chat/completions`.
 
 The OpenAI chat-completions protocol is called directly (no SDK): the request is one JSON body, the answer
 one JSON body or an SSE stream of `data:` lines. An SDK client per call cost ~8 ms of CPU (building the
@@ -9,13 +9,13 @@ also serves every other chat request (README "Serving model").
   stream every wait for the next line, runs under `asyncio.timeout_at(deadline)`, so the provider's
   `timeout` bounds the call from connecting to the last byte. A trickling upstream is cut at the deadline
   (CHAT_003); no retries.
-* **No shared state.** Each call gets its own HTTP client (connection pool and cookie jar), closed after
-  the call, so nothing of one tenant's exchange (a cookie, a connection) reaches another's. Only the TLS
-  trust store (an `ssl.SSLContext`, which holds no per-peer state we rely on) is shared, to avoid reloading
-  the CA bundle on every call. Proxy variables of the environment are ignored (`trust_env=False`) and
-  redirects are never followed.
-* **Egress policy at connect time.** The connection pool's network backend resolves the host, checks every
-  address (`core.egress`) and connects to the checked address; a refusal is CHAT_002.
+* **No shared state.** Each call is one request over its own new connection (`chat.http1.Exchange`),
+  closed after the call; there is no cookie jar, so nothing of one tenant's exchange (a cookie, a
+  connection) reaches another's. Only the TLS trust store (an `ssl.SSLContext`, which holds no per-peer
+  state we rely on) is shared, to avoid reloading the CA bundle on every call. Proxy variables of the
+  environment are ignored and redirects are never followed.
+* **Egress policy at connect time.** `chat.http1` resolves the host, checks every address (`core.egress`)
+  and connects to the checked address; a refusal is CHAT_002.
 * Upstream URLs are logged only at DEBUG, never with credentials; error bodies are logged redacted.
 """
 
@@ -31,12 +31,12 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
-import httpcore2
 import httpx2
 from httpx2 import _decoders
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from chat.http1 import Exchange, Response
 from chat.llm import (Completion, UpstreamStatusError, Usage, _finish_reason, _timeout_error, _unusable, _usage,
                       map_upstream_error)
 from chat.routing import ModelTarget
@@ -53,26 +53,6 @@ _USER_AGENT = "MaimConfig"
 _ACCEPT_ENCODING = ", ".join(name for name in _decoders.SUPPORTED_DECODERS if name != "identity").encode()
 
 
-class EgressCheckingBackend(httpcore2.AsyncNetworkBackend):
-    """httpcore's network backend, connecting only to addresses the egress policy allows."""
-
-    def __init__(self):
-        from httpcore2._backends.auto import AutoBackend
-
-        self._inner = AutoBackend()
-
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        address = await egress.resolve_checked(host, port)
-        return await self._inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                             socket_options=socket_options)
-
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        raise egress.EgressRefused("Unix sockets are not allowed.")
-
-    async def sleep(self, seconds):
-        await self._inner.sleep(seconds)
-
-
 @lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context(trust_env=False)
@@ -81,19 +61,12 @@ def _ssl_context() -> ssl.SSLContext:
 def warm_up() -> None:
     """Build what every call shares once, at worker start (ASGI lifespan), outside any request's deadline."""
     _ssl_context()
-    new_connection_pool(1.0)
 
 
-def new_connection_pool(timeout: float) -> httpcore2.AsyncConnectionPool:
-    """A fresh connection pool for one upstream call: its own connections, no cookie jar (httpcore keeps
-    none), the egress-checking network backend. httpcore directly (not an httpx client): no cookies,
-    redirects or proxy variables to turn off, and a fraction of the CPU per call."""
-    return httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(), max_connections=2,
-                                         network_backend=EgressCheckingBackend())
-
-
-def _timeouts(timeout: float) -> dict:
-    return {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
+def new_exchange() -> Exchange:
+    """A fresh one-request client for one upstream call (`chat.http1`): its own connection, no cookie jar,
+    the egress check when connecting."""
+    return Exchange(_ssl_context())
 
 
 def request_body(target: ModelTarget, messages: list[dict], overrides: dict | None, stream: bool) -> dict[str, Any]:
@@ -115,32 +88,24 @@ def request_body(target: ModelTarget, messages: list[dict], overrides: dict | No
 
 
 def _http_request(target: ModelTarget, messages: list[dict], overrides: dict | None,
-                  stream: bool) -> httpcore2.Request:
+                  stream: bool) -> tuple[str, list[tuple[bytes, bytes]], bytes]:
+    """The URL, headers (`Host` is added by `chat.http1`) and body of the upstream request."""
     # `Accept: application/json` for streams too, as the official SDKs send it (providers answer SSE anyway).
     content = json.dumps(request_body(target, messages, capped_max_tokens(target, overrides), stream),
                          ensure_ascii=False, separators=(",", ":")).encode()
-    url = httpcore2.URL(target.base_url.rstrip("/") + "/chat/completions")
-    headers = [(b"Host", _host_header(url)), (b"Content-Type", b"application/json"), (b"Accept", b"application/json"),
+    headers = [(b"Content-Type", b"application/json"), (b"Accept", b"application/json"),
                (b"Accept-Encoding", _ACCEPT_ENCODING), (b"User-Agent", _USER_AGENT.encode()),
                (b"Content-Length", str(len(content)).encode())]
     if target.api_key:  # a provider without a key: no Authorization header at all
         headers.append((b"Authorization", f"Bearer {target.api_key}".encode()))
-    return httpcore2.Request("POST", url, headers=headers, content=content, extensions=_timeouts(target.timeout))
-
-
-def _host_header(url: httpcore2.URL) -> bytes:
-    """`Host` as httpx sends it: the port only when not the scheme's default; IPv6 in brackets."""
-    host = b"[" + url.host + b"]" if b":" in url.host else url.host
-    if url.port is None or url.port == {b"http": 80, b"https": 443}.get(url.scheme):
-        return host
-    return b"%b:%d" % (host, url.port)
+    return target.base_url.rstrip("/") + "/chat/completions", headers, content
 
 
 class _Body:
     """The body of an upstream response: content decoding (gzip, deflate, … as httpx does), bytes and
     lines (httpx's line rules: `\n`, `\r\n` and `\r`)."""
 
-    def __init__(self, response: httpcore2.Response):
+    def __init__(self, response: Response):
         self.response = response
         self.status = response.status
         codings = [coding.strip().lower() for name, value in response.headers if name.lower() == b"content-encoding"
@@ -185,10 +150,10 @@ class _Body:
         await self.response.aclose()
 
 
-async def _send(pool: httpcore2.AsyncConnectionPool, request: httpcore2.Request) -> _Body:
+async def _send(exchange: Exchange, request: tuple[str, list[tuple[bytes, bytes]], bytes]) -> _Body:
     """Send `request`, returning a 2xx response whose body is still to be read; a non-2xx status raises
     UpstreamStatusError (with the start of its body, for the log)."""
-    body = _Body(await pool.handle_async_request(request))
+    body = _Body(await exchange.send(*request))
     if 200 <= body.status < 300:
         return body
     head = bytearray()
@@ -197,7 +162,7 @@ async def _send(pool: httpcore2.AsyncConnectionPool, request: httpcore2.Request)
             head += part
             if len(head) >= _ERROR_BODY_BYTES:
                 break
-    except (httpcore2.NetworkError, httpcore2.ProtocolError, httpcore2.TimeoutException, ValueError):
+    except (httpx2.NetworkError, httpx2.ProtocolError, ValueError):
         pass  # an unreadable error body: the status suffices
     finally:
         await body.aclose()
@@ -217,31 +182,7 @@ def capped_max_tokens(target: ModelTarget, overrides: dict | None) -> dict:
     return overrides
 
 
-# httpcore's exceptions as httpx raises them (`chat.llm.map_upstream_error` maps httpx's): a timeout, or
-# a transport error (unreachable, broken connection, protocol error, unsupported scheme).
-_HTTPCORE_ERRORS = ((httpcore2.TimeoutException, httpx2.TimeoutException),
-                    (httpcore2.UnsupportedProtocol, httpx2.UnsupportedProtocol),
-                    (httpcore2.ProxyError, httpx2.ProxyError),
-                    (httpcore2.ConnectError, httpx2.ConnectError),
-                    (httpcore2.ReadError, httpx2.ReadError),
-                    (httpcore2.WriteError, httpx2.WriteError),
-                    (httpcore2.NetworkError, httpx2.NetworkError),
-                    (httpcore2.RemoteProtocolError, httpx2.RemoteProtocolError),
-                    (httpcore2.LocalProtocolError, httpx2.LocalProtocolError),
-                    (httpcore2.ProtocolError, httpx2.ProtocolError))
-
-
-def _as_httpx(exc: BaseException) -> BaseException:
-    for core, mapped in _HTTPCORE_ERRORS:
-        if isinstance(exc, core):
-            translated = mapped(str(exc))
-            translated.__cause__ = exc.__cause__ or exc.__context__
-            return translated
-    return exc
-
-
 def _map(target: ModelTarget, exc: BaseException) -> ApplicationError:
-    exc = _as_httpx(exc)
     if isinstance(exc, TimeoutError):
         logger.warning("Upstream model passed its deadline", extra={"provider_kind": target.provider_kind,
                                                                     "model": target.model_identifier})
@@ -261,7 +202,7 @@ async def complete(target: ModelTarget, messages: list[dict], overrides: dict | 
     started = time.perf_counter()
     logger.debug("Calling upstream model", extra={"upstream_url": target.base_url,
                                                   "model": target.model_identifier})
-    http_client = new_connection_pool(target.timeout)
+    http_client = new_exchange()
     try:
         async with asyncio.timeout_at(deadline):
             response = await _send(http_client, _http_request(target, messages, overrides, False))
@@ -288,7 +229,7 @@ async def complete(target: ModelTarget, messages: list[dict], overrides: dict | 
                       latency_ms)
 
 
-async def _close(http_client: httpcore2.AsyncConnectionPool) -> None:
+async def _close(http_client: Exchange) -> None:
     try:
         await asyncio.shield(http_client.aclose())
     except BaseException:  # noqa: BLE001 - closing a broken or cancelled connection
@@ -393,7 +334,7 @@ async def open_stream(target: ModelTarget, messages: list[dict], overrides: dict
     started = time.perf_counter()
     logger.debug("Calling upstream model (stream)", extra={"upstream_url": target.base_url,
                                                            "model": target.model_identifier})
-    http_client = new_connection_pool(target.timeout)
+    http_client = new_exchange()
     try:
         async with asyncio.timeout_at(deadline):
             response = await _send(http_client, _http_request(target, messages, overrides, True))
