@@ -45,10 +45,14 @@ from core.graceful_reload import on_reload, post_worker_init, pre_fork  # noqa: 
 
 # /metrics covers every worker (spec §13.5): one prometheus_client multiprocess directory per instance, set and
 # emptied here in the master before any worker imports prometheus_client (core.metrics_export).
-from core.metrics_export import configure_multiprocess_dir, mark_worker_dead  # noqa: E402
+from core.metrics_export import configure_multiprocess_dir, flush_metrics, mark_worker_dead  # noqa: E402
 
 configure_multiprocess_dir()
 
 
 def child_exit(server, worker):
     mark_worker_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    flush_metrics()  # in the worker, on its way out: the metric updates it buffered reach its files

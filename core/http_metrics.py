@@ -1,21 +1,61 @@
-"""django-prometheus' "after" HTTP middleware, with its labelled series looked up once (spec §13.5).
+"""django-prometheus' HTTP middleware ("before" and "after"), each as one plain call (spec §13.5).
 
-The same metrics, names and labels as `django_prometheus.middleware`: this subclass only keeps each
-labelled child (`Counter.labels(view=…, method=…, status=…)`) in a dictionary after its first use.
-prometheus_client builds, validates and looks up the label tuple under a lock on every `labels()` call;
-on a small API request the middleware made seven such calls, a measurable share of the request's cost
-(issue 11: "/metrics must not become the hot path's cost"). Label values are bounded (views, methods,
-statuses, charsets), and prometheus_client keeps every child for the life of the process anyway, so the
-dictionary holds no more than the registry does.
+The same metrics, names, labels and values as `django_prometheus.middleware`; what differs is the cost.
+Every request Django serves pays these two classes (issue 11: "/metrics must not become the hot path's
+cost"), so:
+
+* each labelled child (`Counter.labels(view=…, method=…, status=…)`) is looked up once and kept in a
+  dictionary: prometheus_client builds, validates and looks up the label tuple under a lock on every
+  `labels()` call, and the middleware made seven such calls per request. Label values are bounded (views,
+  methods, statuses, charsets), and prometheus_client keeps every child for the life of the process
+  anyway, so the dictionaries hold no more than the registry does;
+* a sync request runs through one `__call__` per class (the request's updates, the inner chain, the
+  response's updates) instead of `MiddlewareMixin`'s `hasattr` probes and three method calls, and reads
+  the method, the transport and the headers once (`request.headers` built a header mapping per request);
+* the updates themselves are buffered in memory in a gunicorn worker (`core.metrics_export`).
+
+The async path (`MiddlewareMixin.__acall__`), `process_exception` and `process_template_response` are
+django-prometheus' own, with the cached children.
 """
+
+import time
 
 from django_prometheus import middleware as django_prometheus
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
+_TRANSPORT_ATTR = "_prometheus_transport"
+
+
+class PrometheusBeforeMiddleware(django_prometheus.PrometheusBeforeMiddleware):
+    """Outermost: requests and responses counted, and the latency including every middleware."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        metrics = self.metrics
+        self._requests = metrics.requests_total
+        self._responses = metrics.responses_total
+        self._latency = metrics.requests_latency_before
+
+    def __call__(self, request):
+        if self.async_mode:
+            return self.__acall__(request)
+        self._requests.inc()
+        started = request.prometheus_before_middleware_event = time.perf_counter()
+        response = self.get_response(request)  # Django's chain converts exceptions: it returns a response
+        self._responses.inc()
+        self._latency.observe(time.perf_counter() - started)
+        return response
+
 
 class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
+    """Innermost: requests by method, transport, view; responses by status, view, charset; body sizes; the
+    latency of the view (django-prometheus' `process_request`, `process_view` and `process_response`)."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._children: dict[tuple, object] = {}
+        self._request_children: dict[tuple, tuple] = {}
+        self._response_children: dict[tuple, tuple] = {}
 
     def label_metric(self, metric, request, response=None, **labels):
         if not labels:
@@ -25,3 +65,56 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
         if child is None:
             child = self._children[key] = metric.labels(**labels)
         return child
+
+    def __call__(self, request):
+        if self.async_mode:
+            return self.__acall__(request)
+        metrics = self.metrics
+        meta = request.META
+        method = request.method if request.method in _METHODS else "<invalid method>"
+        transport = "https" if request.is_secure() else "http"
+        setattr(request, _TRANSPORT_ATTR, transport)
+        key = (method, transport)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (metrics.requests_by_method.labels(method=method),
+                                                      metrics.requests_by_transport.labels(transport=transport))
+        children[0].inc()
+        children[1].inc()
+        if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
+            metrics.requests_ajax.inc()
+        metrics.requests_body_bytes.observe(int(meta.get("CONTENT_LENGTH") or 0))
+        started = request.prometheus_after_middleware_event = time.perf_counter()
+
+        response = self.get_response(request)
+
+        status = str(response.status_code)
+        view = self._get_view_name(request)
+        charset = str(response.charset) if hasattr(response, "charset") else None
+        key = (status, view, method, request.method, charset)
+        children = self._response_children.get(key)
+        if children is None:
+            children = self._response_children[key] = (
+                metrics.responses_by_status.labels(status=status),
+                metrics.responses_by_status_view_method.labels(status=status, view=view, method=method),
+                metrics.responses_by_charset.labels(charset=charset) if charset is not None else None,
+                metrics.requests_latency_by_view_method.labels(view=view, method=request.method),
+            )
+        by_status, by_status_view, by_charset, latency = children
+        by_status.inc()
+        by_status_view.inc()
+        if by_charset is not None:
+            by_charset.inc()
+        if getattr(response, "streaming", False):
+            metrics.responses_streaming.inc()
+        if hasattr(response, "content"):
+            metrics.responses_body_bytes.observe(len(response.content))
+        latency.observe(time.perf_counter() - started)
+        return response
+
+    def process_view(self, request, view_func, *view_args, **view_kwargs):
+        if hasattr(request, "resolver_match"):
+            transport = getattr(request, _TRANSPORT_ATTR, None) or self._transport(request)
+            self.label_metric(self.metrics.requests_by_view_transport_method, request,
+                              view=request.resolver_match.view_name or "<unnamed view>", transport=transport,
+                              method=self._method(request)).inc()

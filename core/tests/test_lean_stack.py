@@ -48,7 +48,10 @@ def _call(handler, method, path, *, cookie=None, token=None):
 
 
 def _comparable(headers):
-    return [(name, value) for name, value in headers if name not in ("X-Request-ID", "Date")]
+    # The body's execution time varies from call to call, and with it the length of the body: the length
+    # header is compared by its place, the body below without its volatile members.
+    return [(name, "*" if name == "Content-Length" else value) for name, value in headers
+            if name not in ("X-Request-ID", "Date")]
 
 
 @pytest.mark.parametrize(("path", "cookie", "lean"), [

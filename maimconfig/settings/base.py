@@ -128,7 +128,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost: stores the answer as sent, for the fast lane (readcache; with Redis only).
     "readcache.middleware.ReadCacheMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.http_metrics.PrometheusBeforeMiddleware",
     "core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
