@@ -36,8 +36,16 @@ LEAN_SKIPPED = frozenset({
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 })
-# ... and what takes the place of one of them.
-LEAN_REPLACED = {"django.contrib.sessions.middleware.SessionMiddleware": "core.middleware.SessionVaryMiddleware"}
+# ... what takes the place of one of them, and the lean versions of the middleware that stays (the same
+# answers, cheaper: `core.middleware`, "lean stack's versions").
+LEAN_REPLACED = {
+    "django.contrib.sessions.middleware.SessionMiddleware": "core.middleware.SessionVaryMiddleware",
+    "django.middleware.security.SecurityMiddleware": "core.middleware.LeanSecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware": "core.middleware.LeanCorsMiddleware",
+    "django.middleware.locale.LocaleMiddleware": "core.middleware.LeanLocaleMiddleware",
+    "django.middleware.common.CommonMiddleware": "core.middleware.LeanCommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "core.middleware.LeanXFrameOptionsMiddleware",
+}
 LEAN_PREFIXES = ("/api/", "/v1/")
 LEAN_PATHS = frozenset({"/", "/health", "/health/", "/info", "/info/", "/metrics", "/metrics/"})
 

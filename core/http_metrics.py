@@ -12,6 +12,9 @@ cost"), so:
 * a sync request runs through one `__call__` per class (the request's updates, the inner chain, the
   response's updates) instead of `MiddlewareMixin`'s `hasattr` probes and three method calls, and reads
   the method, the transport and the headers once (`request.headers` built a header mapping per request);
+* a labelled child is updated through its value (what `inc` and `observe` do once their arguments are
+  checked: the amounts here are counts, sizes and durations, never negative), and a histogram finds its
+  bucket by bisection;
 * the updates themselves are buffered in memory in a gunicorn worker (`core.metrics_export`).
 
 The async path (`MiddlewareMixin.__acall__`), `process_exception` and `process_template_response` are
@@ -19,8 +22,16 @@ django-prometheus' own, with the cached children.
 """
 
 import time
+from bisect import bisect_left
 
 from django_prometheus import middleware as django_prometheus
+
+def _observe(histogram, amount: float) -> None:
+    """`Histogram.observe(amount)` of prometheus_client, for a child whose labels are bound: its sum, then
+    the first bucket whose upper bound is at least `amount` (found by bisection, not by a loop)."""
+    histogram._sum.inc(amount)
+    histogram._buckets[bisect_left(histogram._upper_bounds, amount)].inc(1)
+
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
 _TRANSPORT_ATTR = "_prometheus_transport"
@@ -39,11 +50,11 @@ class PrometheusBeforeMiddleware(django_prometheus.PrometheusBeforeMiddleware):
     def __call__(self, request):
         if self.async_mode:
             return self.__acall__(request)
-        self._requests.inc()
+        self._requests._value.inc(1)
         started = request.prometheus_before_middleware_event = time.perf_counter()
         response = self.get_response(request)  # Django's chain converts exceptions: it returns a response
-        self._responses.inc()
-        self._latency.observe(time.perf_counter() - started)
+        self._responses._value.inc(1)
+        _observe(self._latency, time.perf_counter() - started)
         return response
 
 
@@ -79,21 +90,24 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
         if children is None:
             children = self._request_children[key] = (metrics.requests_by_method.labels(method=method),
                                                       metrics.requests_by_transport.labels(transport=transport))
-        children[0].inc()
-        children[1].inc()
+        children[0]._value.inc(1)
+        children[1]._value.inc(1)
         if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
             metrics.requests_ajax.inc()
-        metrics.requests_body_bytes.observe(int(meta.get("CONTENT_LENGTH") or 0))
+        _observe(metrics.requests_body_bytes, int(meta.get("CONTENT_LENGTH") or 0))
         started = request.prometheus_after_middleware_event = time.perf_counter()
 
         response = self.get_response(request)
 
         status = str(response.status_code)
         view = self._get_view_name(request)
-        charset = str(response.charset) if hasattr(response, "charset") else None
-        key = (status, view, method, request.method, charset)
+        # The charset label is `response.charset`, which parses the content type when no charset was
+        # given: it is remembered with the pair it derives from.
+        content_type = response.headers._store.get("content-type")
+        key = (status, view, method, request.method, getattr(response, "_charset", None), content_type)
         children = self._response_children.get(key)
         if children is None:
+            charset = str(response.charset) if hasattr(response, "charset") else None
             children = self._response_children[key] = (
                 metrics.responses_by_status.labels(status=status),
                 metrics.responses_by_status_view_method.labels(status=status, view=view, method=method),
@@ -101,15 +115,15 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
                 metrics.requests_latency_by_view_method.labels(view=view, method=request.method),
             )
         by_status, by_status_view, by_charset, latency = children
-        by_status.inc()
-        by_status_view.inc()
+        by_status._value.inc(1)
+        by_status_view._value.inc(1)
         if by_charset is not None:
-            by_charset.inc()
+            by_charset._value.inc(1)
         if getattr(response, "streaming", False):
             metrics.responses_streaming.inc()
-        if hasattr(response, "content"):
-            metrics.responses_body_bytes.observe(len(response.content))
-        latency.observe(time.perf_counter() - started)
+        else:  # a streamed answer has no `content` (django-prometheus: `hasattr(response, "content")`)
+            _observe(metrics.responses_body_bytes, len(response.content))
+        _observe(latency, time.perf_counter() - started)
         return response
 
     def process_view(self, request, view_func, *view_args, **view_kwargs):

@@ -22,12 +22,13 @@ from tenants.tests.factories import TenantFactory
 pytestmark = pytest.mark.django_db
 
 
-def _call(handler, method, path, *, cookie=None, token=None):
+def _call(handler, method, path, *, cookie=None, token=None, extra=None, body=b""):
     environ = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
-        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
         "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        **(extra or {}),
     }
     if cookie:
         environ["HTTP_COOKIE"] = cookie
@@ -77,6 +78,8 @@ def test_the_lean_stack_skips_the_browser_session_middleware():
     assert "SessionMiddleware" in full_chain and "SessionMiddleware" not in lean_chain
     assert "CsrfViewMiddleware" not in lean_chain and "MessageMiddleware" not in lean_chain
     assert "AuthenticationMiddleware" not in lean_chain and "SessionVaryMiddleware" in lean_chain
+    for name in ("Security", "Cors", "Locale", "Common", "XFrameOptions"):  # their lean versions (core.middleware)
+        assert f"{name}Middleware" in full_chain and f"Lean{name}Middleware" in lean_chain
 
 
 def _chain_classes(handler):
@@ -105,6 +108,88 @@ def test_lean_and_full_stacks_answer_alike(path):
     volatile = ("request_id", "timestamp", "execution_time")
     assert {k: v for k, v in json.loads(lean["body"]).items() if k not in volatile} == \
         {k: v for k, v in json.loads(full["body"]).items() if k not in volatile}
+
+
+def _assert_alike(lean, full):
+    assert lean["status"] == full["status"]
+    assert _comparable(lean["headers"]) == _comparable(full["headers"])
+    if lean["body"][:1] == b"{":
+        volatile = ("request_id", "timestamp", "execution_time")
+        assert {k: v for k, v in json.loads(lean["body"]).items() if k not in volatile} == \
+            {k: v for k, v in json.loads(full["body"]).items() if k not in volatile}
+    else:
+        assert lean["body"] == full["body"]
+
+
+_ORIGIN = "https://console.example"
+_VARIANTS = {
+    "root": ("GET", "/", {}, b""),
+    "root HEAD": ("HEAD", "/", {}, b""),
+    "root OPTIONS": ("OPTIONS", "/", {}, b""),
+    "info": ("GET", "/info", {}, b""),
+    "not found": ("GET", "/api/v2/nothing-here", {}, b""),
+    "Chinese": ("GET", "/api/v2/tenants", {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.5"}, b""),
+    "French then Chinese": ("GET", "/", {"HTTP_ACCEPT_LANGUAGE": "fr, zh;q=0.5"}, b""),
+    "any language": ("GET", "/api/v2/tenants", {"HTTP_ACCEPT_LANGUAGE": "*"}, b""),
+    "malformed language": ("GET", "/", {"HTTP_ACCEPT_LANGUAGE": ";;q=x,, ??"}, b""),
+    "client request id": ("GET", "/", {"HTTP_X_REQUEST_ID": "client-id.42"}, b""),
+    "allowed origin": ("GET", "/api/v2/tenants", {"HTTP_ORIGIN": _ORIGIN}, b""),
+    "other origin": ("GET", "/", {"HTTP_ORIGIN": "https://elsewhere.example"}, b""),
+    "preflight": ("OPTIONS", "/api/v2/tenants", {"HTTP_ORIGIN": _ORIGIN,
+                                                 "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET"}, b""),
+    "refused body": ("POST", "/api/v2/tenants", {"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "2"}, b"{}"),
+    "disallowed host": ("GET", "/", {"HTTP_HOST": "evil.example"}, b""),
+    "https": ("GET", "/", {"wsgi.url_scheme": "https"}, b""),
+}
+
+
+@pytest.mark.parametrize("variant", list(_VARIANTS))
+@override_settings(CORS_ALLOWED_ORIGINS=[_ORIGIN])
+def test_lean_middleware_answers_like_django_s(variant):
+    """The lean versions of Security, CORS, Locale, Common and X-Frame-Options (core.middleware) give the
+    full stack's answer, header for header in the same order: languages, origins, a preflight, a refusal
+    before the inner middleware, a disallowed host, HTTPS."""
+    method, path, extra, body = _VARIANTS[variant]
+    handler = ServiceWSGIHandler()
+    assert lean_eligible({"PATH_INFO": path, **extra})
+    _assert_alike(_call(handler, method, path, extra=extra, body=body),
+                  _call(handler, method, path, cookie="theme=dark", extra=extra, body=body))
+
+
+@pytest.mark.parametrize("variant", ["root", "Chinese", "refused body"])
+@override_settings(SECURE_HSTS_SECONDS=3600, SECURE_HSTS_INCLUDE_SUBDOMAINS=True, X_FRAME_OPTIONS="sameorigin",
+                   SECURE_REFERRER_POLICY="no-referrer, strict-origin", SECURE_CROSS_ORIGIN_OPENER_POLICY=None,
+                   LANGUAGE_COOKIE_NAME="lang")
+def test_lean_middleware_follows_the_settings(variant):
+    method, path, extra, body = _VARIANTS[variant]
+    extra = {**extra, "wsgi.url_scheme": "https"}
+    handler = ServiceWSGIHandler()  # built under these settings, as a worker would be
+    lean = _call(handler, method, path, extra=extra, body=body)
+    _assert_alike(lean, _call(handler, method, path, cookie="theme=dark", extra=extra, body=body))
+    headers = dict(lean["headers"])
+    assert "Strict-Transport-Security" in headers and "Cross-Origin-Opener-Policy" not in headers
+    assert headers["Referrer-Policy"] == "no-referrer,strict-origin"
+
+
+def test_the_language_cookie_still_chooses_the_language():
+    """A request with a cookie never takes the lean stack, but the lean Locale middleware still honours a
+    language cookie if it sees one (its remembered choices are keyed by cookie and Accept-Language)."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from core.middleware import LeanLocaleMiddleware
+
+    seen = []
+    middleware = LeanLocaleMiddleware(lambda request: seen.append(request.LANGUAGE_CODE) or HttpResponse())
+    factory = RequestFactory()
+    for cookie, accept in ((None, "zh-CN"), ("en", "zh-CN"), (None, "zh-CN"), ("zh-hans", ""), (None, "")):
+        request = factory.get("/", HTTP_ACCEPT_LANGUAGE=accept)
+        if cookie:
+            request.COOKIES["django_language"] = cookie
+            request.META["HTTP_COOKIE"] = f"django_language={cookie}"
+        response = middleware(request)
+        assert response["Content-Language"] == seen[-1]
+    assert seen == ["zh-hans", "en", "zh-hans", "zh-hans", "en"]
 
 
 def test_an_operator_request_on_the_lean_stack_is_served(operator_token):
