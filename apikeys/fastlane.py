@@ -40,6 +40,7 @@ middleware would record for the same request (`_Metrics`), labelled with the sam
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -197,6 +198,8 @@ end
 return {'ok', entry, previous, count, epoch, total, last, log_id}
 """
 SCRIPT = re.sub(r"@(\w+)@", lambda m: str(_slot(m.group(1))), _SCRIPT)
+_SCRIPT_BYTES = SCRIPT.encode()
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT_BYTES).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
 
 
 class Declined(Exception):
@@ -230,11 +233,15 @@ def _async_client_kwargs() -> dict | None:
 
 
 class _LoopClient:
-    __slots__ = ("redis", "script")
+    """`redis`: the loop's redis.asyncio client; `script`: the key script on it; `fast`: the loop's pipelined
+    connection (`apikeys.fastredis`) that `run_key_script` uses (a sixth of a request's CPU less)."""
 
-    def __init__(self, redis, script):
+    __slots__ = ("redis", "script", "fast")
+
+    def __init__(self, redis, script, fast=None):
         self.redis = redis
         self.script = script
+        self.fast = fast
 
 
 def loop_client() -> _LoopClient | None:
@@ -249,9 +256,11 @@ def loop_client() -> _LoopClient | None:
         from redis.asyncio import BlockingConnectionPool, Redis
 
         # Bounded: at most this many Redis connections per worker; a burst waits for a free one.
+        from apikeys.fastredis import FastRedis
+
         pool = BlockingConnectionPool(max_connections=64, timeout=1.0, **kwargs)
         client = Redis(connection_pool=pool)
-        found = _loop_clients[loop] = _LoopClient(client, client.register_script(SCRIPT))
+        found = _loop_clients[loop] = _LoopClient(client, client.register_script(SCRIPT), FastRedis(**kwargs))
     return found
 
 
@@ -625,7 +634,7 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
             throttle_num, throttle_ttl, now_us, "1" if permission is not None else "0", permission or "",
             "1" if count else "0", window_number, reset + 5, _token(), meter, use_id, log_entry]
     try:
-        reply = await client.script(args=args)
+        reply = await client.fast.evalsha(_SCRIPT_SHA, _SCRIPT_BYTES, args)
     except redisstate._redis_errors() as exc:
         redisstate.breaker.failure(exc, "key_state")
         if count:

@@ -269,8 +269,11 @@ def test_redis_failure_declines_and_opens_the_breaker(lane, monkeypatch):
 
     client = fastlane.loop_client
 
+    class Broken:
+        evalsha = staticmethod(failing)
+
     def broken_client():
-        return fastlane._LoopClient(client().redis, failing)
+        return fastlane._LoopClient(client().redis, failing, Broken())
 
     monkeypatch.setattr(fastlane, "loop_client", broken_client)
     answer = post({"api_key": key.raw_key}).json()
