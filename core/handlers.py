@@ -25,6 +25,7 @@ import threading
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.urls import get_resolver
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -60,6 +61,38 @@ def lean_eligible(environ) -> bool:
     return path.startswith(LEAN_PREFIXES) or path in LEAN_PATHS
 
 
+_MAX_REMEMBERED_PATHS = 4096
+
+
+class _RememberedResolutionMixin:
+    """URL resolution remembered per path: `resolve(path)` is a pure function of the URL configuration
+    and the path, and walking the patterns cost a small request ~10 µs at the root and more for the API
+    routes behind several `include()`s (issue 11). The remembered matches live on the resolver object,
+    so a new URL configuration (`clear_url_caches`, e.g. `override_settings(ROOT_URLCONF=...)`) starts
+    afresh; a request with its own `urlconf`, and a path that resolves to nothing (404), take Django's path
+    every time. Paths carry identifiers, so the memory is bounded: emptied when it holds
+    `_MAX_REMEMBERED_PATHS` paths. A match is shared by the requests of one path; nothing in the service
+    changes one (Django passes views a copy of its keyword arguments).
+    """
+
+    def resolve_request(self, request):
+        if hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        resolver = get_resolver()
+        remembered = resolver.__dict__.get("_remembered_matches")
+        if remembered is None:
+            remembered = resolver.__dict__.setdefault("_remembered_matches", {})
+        path = request.path_info
+        match = remembered.get(path)
+        if match is None:
+            match = resolver.resolve(path)
+            if len(remembered) >= _MAX_REMEMBERED_PATHS:
+                remembered.clear()
+            remembered[path] = match
+        request.resolver_match = match
+        return match
+
+
 class _PerMethodAtomicMixin:
     def make_view_atomic(self, view):
         atomic_view = super().make_view_atomic(view)
@@ -74,7 +107,7 @@ class _PerMethodAtomicMixin:
         return per_method
 
 
-class _LeanHandler(_PerMethodAtomicMixin, WSGIHandler):
+class _LeanHandler(_RememberedResolutionMixin, _PerMethodAtomicMixin, WSGIHandler):
     """`settings.MIDDLEWARE` without `LEAN_SKIPPED`, built once when the worker starts.
 
     Django builds a handler's chain from `settings.MIDDLEWARE`; the lean list is put in its place only for
@@ -91,7 +124,7 @@ class _LeanHandler(_PerMethodAtomicMixin, WSGIHandler):
                 settings.MIDDLEWARE = full
 
 
-class ServiceWSGIHandler(_PerMethodAtomicMixin, WSGIHandler):
+class ServiceWSGIHandler(_RememberedResolutionMixin, _PerMethodAtomicMixin, WSGIHandler):
     def __init__(self):
         super().__init__()
         self._lean = _LeanHandler()

@@ -270,3 +270,37 @@ def test_generated_request_ids_are_distinct_uuid4s_without_os_urandom(monkeypatc
     assert len(ids) == 2000
     assert all(uuid.UUID(value).version == 4 and uuid.UUID(value).variant == uuid.RFC_4122 for value in ids)
     assert request_id_from_header("client-id.1") == "client-id.1"
+
+
+def test_url_resolution_is_remembered_per_path_and_per_url_configuration(monkeypatch):
+    """core.handlers: a path is resolved once per URL configuration; a 404 is not remembered; a new
+    configuration resolves afresh; the memory is bounded."""
+    from django.urls import get_resolver
+
+    from core import handlers
+
+    handler = ServiceWSGIHandler()
+    resolver = get_resolver()
+    walks = []
+    original = type(resolver).resolve
+
+    def counting(self, path):
+        walks.append(path)
+        return original(self, path)
+
+    monkeypatch.setattr(type(resolver), "resolve", counting)
+    resolver.__dict__.pop("_remembered_matches", None)
+    for _ in range(3):
+        assert _call(handler, "GET", "/")["status"] == 200
+        assert _call(handler, "GET", "/api/v2/tenants/tenant_missing", cookie="theme=dark")["status"] in (401, 404)
+        assert _call(handler, "GET", "/no-such-page")["status"] == 404
+    assert walks.count("/") == 1 and walks.count("/api/v2/tenants/tenant_missing") == 1
+    assert walks.count("/no-such-page") == 3
+    with override_settings(ROOT_URLCONF="core.tests.urls_error_probe"):
+        assert get_resolver() is not resolver
+        _call(handler, "GET", "/")
+    assert walks.count("/") == 2
+    monkeypatch.setattr(handlers, "_MAX_REMEMBERED_PATHS", 2)
+    for path in ("/info", "/health", "/"):
+        _call(handler, "GET", path)
+    assert len(resolver.__dict__["_remembered_matches"]) <= 2
