@@ -42,7 +42,7 @@ from django.core import signals
 from django.core.exceptions import DisallowedHost, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
-from django.urls import set_script_prefix
+from django.urls import get_urlconf, set_script_prefix
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger("maimconfig.lanes")
@@ -199,6 +199,29 @@ class LaneSecurityMiddleware:
 
 class ChatLaneHandler(ASGIHandler):
     """Django's ASGI handler with the chat lane's async-only middleware (`CHAT_LANE_MIDDLEWARE`)."""
+
+    def __init__(self):
+        super().__init__()
+        # (URLconf, path) -> ResolverMatch of the chat routes: the handful of chat-lane paths resolve to the
+        # same views every time, and walking the whole URLconf for each chat request (every include before
+        # the chat routes is tried) was measurable CPU on the event loop in a chat storm.
+        self._resolved: dict[tuple[str, str], Any] = {}
+
+    def resolve_request(self, request):
+        """Django's, with the match of a chat-lane path remembered per URLconf (`request.urlconf` or the
+        current one, so an override in tests resolves afresh); a failure (404) is not remembered."""
+        urlconf = getattr(request, "urlconf", None)
+        if urlconf is not None:
+            return super().resolve_request(request)
+        key = (get_urlconf() or settings.ROOT_URLCONF, request.path_info)
+        match = self._resolved.get(key)
+        if match is None:
+            match = super().resolve_request(request)
+            if len(self._resolved) < 64:
+                self._resolved[key] = match
+            return match
+        request.resolver_match = match
+        return match
 
     def load_middleware(self, is_async=False):
         self._view_middleware = []

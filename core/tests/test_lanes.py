@@ -205,6 +205,41 @@ def test_chat_lane_body_guard():
     assert too_big.status_code == 413 and json.loads(too_big.content)["error_code"] == "PAYLOAD_TOO_LARGE"
 
 
+async def _teapot(request):
+    from django.http import HttpResponse
+
+    return HttpResponse(b"another urlconf", status=418)
+
+
+# A URLconf for the override in the test below (ROOT_URLCONF = this module).
+urlpatterns = [__import__("django.urls").urls.path("v1/chat/completions", _teapot)]
+
+
+def test_chat_lane_resolves_a_chat_path_once_per_urlconf(monkeypatch, settings):
+    """The chat lane remembers the match of its few paths (no walk of the whole URLconf per chat request);
+    another URLconf (an override) resolves afresh."""
+    from django.urls.resolvers import URLResolver
+
+    walks = []
+    resolve = URLResolver.resolve
+
+    def counting(self, path):
+        if self.pattern.regex.pattern == "^/":  # the root resolver: a walk of the URLconf
+            walks.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counting)
+    app = lanes.build_application()
+    for _ in range(3):
+        response = asgi_request("POST", "/v1/chat/completions", json_body={"messages": []}, app=app)
+        assert response.status_code == 401
+    assert walks == ["/v1/chat/completions"]
+    settings.ROOT_URLCONF = __name__
+    response = asgi_request("POST", "/v1/chat/completions", json_body={"messages": []}, app=app)
+    assert response.status_code == 418 and response.content == b"another urlconf"
+    assert len(walks) == 2
+
+
 def test_shared_app_is_the_lane_dispatcher():
     assert isinstance(_shared_app(), lanes.LaneDispatcher)
 
