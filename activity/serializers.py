@@ -1,6 +1,10 @@
 """Input and output serializers of the activity and usage-log routes (module level, unique names)."""
 
-from rest_framework import serializers
+from datetime import timezone as dt_timezone
+
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from activity.services import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from core.fields import (
@@ -167,6 +171,16 @@ def activity_representation(activity) -> dict:
 
 # --- Usage-log hot path (the fast lane, activity/usagelog_fastlane.py) -------------------------------------
 
+def _datetime_text(value) -> str:
+    """`_DATETIME.to_representation(value)`: a UTC value is formatted directly when the current time zone is
+    UTC (the fast lane's case: nothing activates another), skipping DRF's conversion to that same zone."""
+    output_format = api_settings.DATETIME_FORMAT
+    if (value.tzinfo is dt_timezone.utc and output_format and output_format.lower() != ISO_8601
+            and timezone.get_current_timezone_name() == "UTC"):
+        return value.strftime(output_format)
+    return _DATETIME.to_representation(value)
+
+
 def usage_log_representation(entry: dict) -> dict:
     """UsageLogOutputSerializer(entry).data for an entry given as a dict of its field values, without
     building the serializer (~60 µs); tests check both agree."""
@@ -181,6 +195,6 @@ def usage_log_representation(entry: dict) -> dict:
         "user_id": text(entry["user_id"]),
         "action": str(entry["action"]),
         "details": entry["details"],
-        "timestamp": _DATETIME.to_representation(entry["timestamp"]),
-        "created_at": _DATETIME.to_representation(entry["created_at"]),
+        "timestamp": _datetime_text(entry["timestamp"]),
+        "created_at": _datetime_text(entry["created_at"]),
     }

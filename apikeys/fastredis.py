@@ -7,8 +7,9 @@ protocol: a sixth of a validate request's CPU in a loaded worker. So the key scr
 
 * one connection per event loop (per worker), opened on first use with the cache's settings (host/port or
   Unix socket, db, username/password, client name, timeouts), shared by every request of the loop:
-  requests are PIPELINED on it (each writes its command and waits for its reply, answered in order), so
-  there is no pool to check out from and no per-call task;
+  requests are PIPELINED on it (each queues its command and waits for its reply, answered in order), so
+  there is no pool to check out from and no per-call task; the commands queued during one turn of the
+  loop leave in one write;
 * replies are parsed by hiredis (already redis-py's parser here), as redis-py would return them;
 * errors are redis-py's exception classes, so callers' handling is unchanged (`redisstate._redis_errors`):
   a lost connection fails every call in flight with `ConnectionError`, a reply later than `socket_timeout`
@@ -56,6 +57,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = None
         self.closed = False
         self.timer = None
+        self.outgoing: list[bytes] = []
 
     def connection_made(self, transport):
         self.transport = transport
@@ -66,10 +68,19 @@ class _Protocol(asyncio.Protocol):
         future = self.loop.create_future()
         deadline = None if self.timeout is None else self.loop.time() + self.timeout
         self.waiters.append((future, deadline))
-        self.transport.write(payload)
+        # Written at the end of this loop iteration, together with the commands other requests issue in the
+        # same iteration: one system call (and one read for Redis) for all of them.
+        if not self.outgoing:
+            self.loop.call_soon(self._write)
+        self.outgoing.append(payload)
         if deadline is not None and self.timer is None:
             self.timer = self.loop.call_at(deadline, self._check_deadline)
         return future
+
+    def _write(self) -> None:
+        outgoing, self.outgoing = self.outgoing, []
+        if not self.closed and outgoing:
+            self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader

@@ -151,6 +151,9 @@ def test_fast_usage_log_equals_djangos(lane, path, case, limited, frozen_clock):
 
 def test_representation_is_the_serializers(db):
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
 
     key = ApiKeyFactory()
     values = {"id": 7, "tenant_id": key.tenant_id, "agent_id": key.agent_id, "api_key_id": key.pk, "user_id": "u",
@@ -161,6 +164,11 @@ def test_representation_is_the_serializers(db):
     assert usage_log_representation(values) == UsageLogOutputSerializer(entry).data
     values.update(user_id=None, details=None, agent_id=None)
     assert usage_log_representation(values) == UsageLogOutputSerializer(UsageLog(**values)).data
+    values["timestamp"] = datetime(2026, 1, 2, 5, 4, 5, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert usage_log_representation(values) == UsageLogOutputSerializer(UsageLog(**values)).data
+    with timezone.override("Asia/Shanghai"):  # another current time zone: DRF's conversion
+        assert usage_log_representation(values) == UsageLogOutputSerializer(UsageLog(**values)).data
+        assert usage_log_representation(values)["created_at"] == "2026-01-02T11:04:06.000000Z"
 
 
 def test_an_accepted_entry_makes_no_database_query(lane):
