@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 
 from audit.models import AuditAction, AuditTarget
 from audit.services import audit_record, snapshot
+from core import generations
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError, validation_error
 from core.ids import unique_id
@@ -127,4 +128,6 @@ def plugin_setting_delete(*, setting: PluginSetting) -> dict[str, Any]:
     result = {"id": setting.pk, "tenant_id": setting.tenant_id, "deleted_at": timezone.now()}
     if PluginSetting.objects.filter(pk=setting.pk).delete()[0]:
         _audit(AuditAction.PLUGIN_SETTING_DELETE, setting, snapshot(setting, _AUDITED), None)
+        # The read cache (a post_delete receiver would cost agent deletions their fast cascade delete).
+        generations.bump((generations.plugins(setting.tenant_id),))
     return result

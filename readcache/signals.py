@@ -3,7 +3,8 @@ that changes what a cached route shows bumps the generations naming it, after it
 (`core.generations.bump`). The admin, the services, management commands and cascades (Django sends
 `post_delete` for every cascaded row when a receiver is connected) all pass here.
 
-Writes that bypass the signals bump by name where they happen: the heartbeat's upsert
+Writes that bypass the signals bump by name where they happen: a plugin setting's deletion
+(`plugins.services.plugin_setting_delete`, which the admin uses too; an agent's deletion here), the heartbeat's upsert
 (`activity.services.activity_heartbeat`, both lanes), the use-count scripts (`apikeys.usage`,
 `apikeys.fastlane`). The write-behind flush of use counts changes nothing shown (stored + pending is
 constant, `apikeys.usage`), and a Redis outage bumps the global generation every entry depends on.
@@ -35,6 +36,13 @@ def _plugin(sender, instance, **kwargs):
     generations.bump((generations.plugins(instance.tenant_id),))
 
 
+def _agent_deleted(sender, instance, **kwargs):
+    # Its plugin overrides go with it, deleted by the cascade in one statement (PluginSetting has no
+    # delete receiver: with one, Django nulls `agent` before deleting, which the row's check constraint
+    # refuses on MariaDB); its activity row and keys send their own signals.
+    generations.bump((generations.plugins(instance.tenant_id),))
+
+
 def _operators(sender, **kwargs):
     generations.bump((generations.OPERATORS,))
 
@@ -56,6 +64,7 @@ def connect() -> None:
     from django.contrib.auth.models import Group
 
     from activity.models import AgentActivity
+    from agents.models import Agent
     from apikeys.models import ApiKey
     from core.models import OperatorToken
     from plugins.models import PluginSetting
@@ -67,9 +76,10 @@ def connect() -> None:
         signal.connect(_tenant, sender=Tenant, dispatch_uid=f"readcache.tenant.{name}")
         signal.connect(_key, sender=ApiKey, dispatch_uid=f"readcache.key.{name}")
         signal.connect(_activity, sender=AgentActivity, dispatch_uid=f"readcache.activity.{name}")
-        signal.connect(_plugin, sender=PluginSetting, dispatch_uid=f"readcache.plugin.{name}")
         signal.connect(_operators, sender=OperatorToken, dispatch_uid=f"readcache.token.{name}")
         signal.connect(_operators, sender=Group, dispatch_uid=f"readcache.group.{name}")
+    post_save.connect(_plugin, sender=PluginSetting, dispatch_uid="readcache.plugin.save")
+    post_delete.connect(_agent_deleted, sender=Agent, dispatch_uid="readcache.agent.delete")
     post_save.connect(_user_saved, sender=user, dispatch_uid="readcache.user.save")
     post_delete.connect(_operators, sender=user, dispatch_uid="readcache.user.delete")
     for through in (user.groups.through, user.user_permissions.through, Group.permissions.through):

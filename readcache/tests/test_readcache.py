@@ -504,3 +504,23 @@ def test_plugins_v1_agent_key_of_another_tenant_never_gets_the_entry(lane):
     key_get(key, query)
     assert key_get(key, query).status_code == 200 and lane.outcomes[-1] is True
     assert key_get(other, query).status_code == 403 and lane.outcomes[-1] is False
+
+
+def test_plugins_v1_fresh_after_a_setting_or_its_agent_is_deleted(lane, operator_token):
+    from plugins import services
+    from plugins.models import PluginSetting
+
+    key = _plugin_key()
+    query = f"tenant_id={key.tenant_id}&agent_id={key.agent_id}"
+    get(PLUGINS, operator_token, query)
+    assert get(PLUGINS, operator_token, query).json()[0]["config"] == {"a": 2} and lane.outcomes[-1] is True
+    override = PluginSetting.objects.get(tenant_id=key.tenant_id, agent_scope=key.agent_id)
+    services.plugin_setting_delete(setting=override)  # the API's and the admin's path
+    assert get(PLUGINS, operator_token, query).json()[0]["config"] == {"a": 1} and lane.outcomes[-1] is False
+    services.plugin_setting_upsert(tenant_id=key.tenant_id, agent_id=key.agent_id, plugin_name="bench",
+                                   config={"a": 4})
+    other = f"tenant_id={key.tenant_id}"
+    get(PLUGINS, operator_token, other)
+    assert get(PLUGINS, operator_token, other).status_code == 200 and lane.outcomes[-1] is True
+    key.agent.delete()  # cascades to its override (and its keys)
+    assert get(PLUGINS, operator_token, other).json()[0]["config"] == {"a": 1} and lane.outcomes[-1] is False
