@@ -524,3 +524,21 @@ def test_plugins_v1_fresh_after_a_setting_or_its_agent_is_deleted(lane, operator
     assert get(PLUGINS, operator_token, other).status_code == 200 and lane.outcomes[-1] is True
     key.agent.delete()  # cascades to its override (and its keys)
     assert get(PLUGINS, operator_token, other).json()[0]["config"] == {"a": 1} and lane.outcomes[-1] is False
+
+
+# --- Redis trouble -----------------------------------------------------------------------------------------------
+
+def test_declines_while_the_breaker_is_open_and_after_an_outage(lane, operator_token):
+    import time
+
+    from apikeys import keycache, redisstate
+
+    tenant = TenantFactory()
+    path = f"/api/v2/tenants/{tenant.pk}"
+    _warm(lane, path, operator_token)
+    redisstate.breaker.open_until = time.monotonic() + 60  # as after a Redis error in this process
+    assert get(path, operator_token).status_code == 200 and lane.outcomes[-1] is False
+    redisstate.breaker.reset()
+    assert get(path, operator_token).status_code == 200 and lane.outcomes[-1] is True
+    keycache.bump_global(redisstate.client())  # what a process does after an outage: every entry is stale
+    assert _fresh(lane, path, operator_token).status_code == 200
