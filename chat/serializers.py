@@ -78,8 +78,15 @@ class PrototypeFieldsMixin:
                         if not isinstance(field, serializers.BaseSerializer):
                             field.validators  # computed once here, shared (read-only) by every copy
                     cls._prototype_fields = prototype
-        return {name: copy.deepcopy(field) if isinstance(field, serializers.BaseSerializer) else copy.copy(field)
+        return {name: copy.deepcopy(field) if isinstance(field, serializers.BaseSerializer) else _shallow_copy(field)
                 for name, field in prototype.items()}
+
+
+def _shallow_copy(field):
+    """`copy.copy(field)` without the `__reduce_ex__` round trip (a field is a plain instance with a `__dict__`)."""
+    clone = object.__new__(type(field))
+    clone.__dict__.update(field.__dict__)
+    return clone
 
 
 class ChatSendInputSerializer(PrototypeFieldsMixin, serializers.Serializer):
