@@ -2,6 +2,7 @@
 
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
@@ -171,19 +172,23 @@ def activity_representation(activity) -> dict:
 
 # --- Usage-log hot path (the fast lane, activity/usagelog_fastlane.py) -------------------------------------
 
-def _datetime_text(value) -> str:
-    """`_DATETIME.to_representation(value)`: a UTC value is formatted directly when the current time zone is
-    UTC (the fast lane's case: nothing activates another), skipping DRF's conversion to that same zone."""
-    output_format = api_settings.DATETIME_FORMAT
-    if (value.tzinfo is dt_timezone.utc and output_format and output_format.lower() != ISO_8601
-            and timezone.get_current_timezone_name() == "UTC"):
-        return value.strftime(output_format)
+def _datetime_text(value, utc_zone: bool) -> str:
+    """`_DATETIME.to_representation(value)`. With `utc_zone` (the current time zone is known to be UTC) a UTC
+    value is formatted directly, skipping DRF's conversion to that same zone."""
+    if utc_zone and value.tzinfo is dt_timezone.utc:
+        output_format = api_settings.DATETIME_FORMAT
+        if output_format and output_format.lower() != ISO_8601:
+            return value.strftime(output_format)
     return _DATETIME.to_representation(value)
 
 
-def usage_log_representation(entry: dict) -> dict:
+def usage_log_representation(entry: dict, *, default_zone: bool = False) -> dict:
     """UsageLogOutputSerializer(entry).data for an entry given as a dict of its field values, without
-    building the serializer (~60 µs); tests check both agree."""
+    building the serializer (~60 µs); tests check both agree. `default_zone`: the caller knows no time zone
+    is activated (the fast lane runs no middleware), so the current one is settings.TIME_ZONE; this saves
+    the context-local look-up of the current zone, a twentieth of the fast lane's handler."""
+    utc_zone = timezone.get_current_timezone_name() == "UTC" if not default_zone else settings.TIME_ZONE == "UTC"
+
     def text(value):
         return None if value is None else str(value)
 
@@ -195,6 +200,6 @@ def usage_log_representation(entry: dict) -> dict:
         "user_id": text(entry["user_id"]),
         "action": str(entry["action"]),
         "details": entry["details"],
-        "timestamp": _datetime_text(entry["timestamp"]),
-        "created_at": _datetime_text(entry["created_at"]),
+        "timestamp": _datetime_text(entry["timestamp"], utc_zone),
+        "created_at": _datetime_text(entry["created_at"], utc_zone),
     }

@@ -39,6 +39,8 @@ _MESSAGE = "Usage logged"
 _VALID = KEY_VERIFICATIONS.labels(outcome="valid", route="request")
 
 _fields = None
+_OWN_IDS = frozenset({"tenant_id", "agent_id"})
+_ACTION_MAX = 100  # UsageLogCreateInputSerializer.action's max_length (a test checks they agree)
 
 
 def _input_fields():
@@ -51,17 +53,39 @@ def _input_fields():
     return _fields
 
 
+def _plain_action(value) -> str | None:
+    """The `action` field's result for the plain case (a string that is 1-100 characters once trimmed, no
+    NUL; surrogates cannot occur, `lane.json_object` declines escapes), else None (the field decides)."""
+    if type(value) is not str:
+        return None
+    value = value.strip()
+    if not 1 <= len(value) <= _ACTION_MAX or "\x00" in value:
+        return None
+    return value
+
+
 def validated(data: dict) -> dict:
     """What `UsageLogCreateInputSerializer(data=data).validated_data` holds, or Declined if it is invalid
-    (field by field with the serializer's own fields, as `Serializer.to_internal_value` does)."""
+    (field by field with the serializer's own fields, as `Serializer.to_internal_value` does; the bot's usual
+    `action` is checked here directly, and `tenant_id`/`agent_id` the caller already found to be the key's
+    own ids or null, values their fields return unchanged)."""
     out = {}
     for name, field in _input_fields():
         if name not in data:
             if field.required:
                 raise lane.Declined
             continue
+        value = data[name]
+        if name in _OWN_IDS and (value is None or type(value) is str):
+            out[name] = value
+            continue
+        if name == "action":
+            plain = _plain_action(value)
+            if plain is not None:
+                out[name] = plain
+                continue
         try:
-            out[name] = field.run_validation(data[name])
+            out[name] = field.run_validation(value)
         except (ValidationError, SkipField):
             raise lane.Declined from None
     return out
@@ -100,7 +124,7 @@ async def usage_log_handler(scope, body: bytes, send) -> bool:
                 raise lane.Declined
             entry["id"] = int(use.log_id)
             entry["api_key_id"] = use.record.id
-            payload = lane.render(message=_MESSAGE, data=usage_log_representation(entry),
+            payload = lane.render(message=_MESSAGE, data=usage_log_representation(entry, default_zone=True),
                                   tenant_id=parsed.tenant_id, language=language)
         finally:
             lane.end(tokens)

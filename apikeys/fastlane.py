@@ -244,10 +244,15 @@ class _LoopClient:
         self.fast = fast
 
 
+_last_loop: list = [None, None]  # (loop, its client): a worker serves one loop, so this is nearly always it
+
+
 def loop_client() -> _LoopClient | None:
     """The redis.asyncio client of the running event loop (created on first use), or None when Redis is
     not the cache or its transport is not mirrored."""
     loop = asyncio.get_running_loop()
+    if _last_loop[0] is loop:
+        return _last_loop[1]
     found = _loop_clients.get(loop)
     if found is None:
         kwargs = _async_client_kwargs()
@@ -261,6 +266,7 @@ def loop_client() -> _LoopClient | None:
         pool = BlockingConnectionPool(max_connections=64, timeout=1.0, **kwargs)
         client = Redis(connection_pool=pool)
         found = _loop_clients[loop] = _LoopClient(client, client.register_script(SCRIPT), FastRedis(**kwargs))
+    _last_loop[:] = [loop, found]
     return found
 
 

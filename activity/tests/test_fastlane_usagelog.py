@@ -396,3 +396,25 @@ def test_reserved_ids_are_never_taken_by_the_databases_own_inserts(lane):
 def test_without_redis_nothing_registers(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     assert usagelog_fastlane.register() is False
+
+
+@pytest.mark.parametrize("body", [
+    {"action": "chat"}, {"action": "  chat  "}, {"action": "x" * 100}, {"action": " " + "x" * 100 + " "},
+    {"action": "x" * 101}, {"action": ""}, {"action": "   "}, {"action": "a\x00b"}, {"action": 5}, {"action": None},
+    {}, {"action": "chat", "tenant_id": None, "agent_id": None}, {"action": "chat", "user_id": " u "},
+    {"action": "chat", "details": {"a": 1}}, {"action": "chat", "timestamp": "2026-11-24T10:00:00+01:00"},
+    {"action": "chat", "timestamp": None, "details": None, "user_id": None},
+])
+def test_validated_is_the_serializers(body):
+    from activity.serializers import UsageLogCreateInputSerializer
+    from apikeys import fastlane as lane
+
+    field = UsageLogCreateInputSerializer().fields["action"]
+    assert usagelog_fastlane._ACTION_MAX == field.max_length
+    serializer = UsageLogCreateInputSerializer(data=body)
+    try:
+        fast = usagelog_fastlane.validated(body)
+    except lane.Declined:
+        assert not serializer.is_valid()
+    else:
+        assert serializer.is_valid() and fast == serializer.validated_data
