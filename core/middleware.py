@@ -1,5 +1,6 @@
 """Request-level plumbing: request id, body guard (413/415) and the last-resort JSON error."""
 
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -14,7 +15,6 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils import translation
-from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 
 from core.context import current_request_var, request_id_from_header, request_id_var, request_started_var
@@ -91,7 +91,7 @@ class SessionVaryMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if getattr(request, "session_probed", False):
-            patch_vary_headers(response, ("Cookie",))
+            _add_vary(response, "Cookie")
         return response
 
 
@@ -237,13 +237,21 @@ def _stored_header(name: str, value: str) -> tuple[str, str]:
     return headers._store[name.lower()]
 
 
+_VARY_DELIMITER = re.compile(r"\s*,\s*")  # django.utils.cache.cc_delim_re
+
+
 def _add_vary(response, header: str) -> None:
-    """`patch_vary_headers(response, (header,))`; without parsing when the answer has no `Vary` yet."""
+    """`patch_vary_headers(response, (header,))` for one constant header name, writing the value it
+    computes straight into the header mapping (the existing value was validated when it was set)."""
     store = response.headers._store
-    if "vary" in store:
-        patch_vary_headers(response, (header,))
-    else:
+    current = store.get("vary")
+    if current is None:
         store["vary"] = ("Vary", header)
+        return
+    names = _VARY_DELIMITER.split(current[1])
+    if header.lower() not in {name.lower() for name in names}:
+        names.append(header)
+    store["vary"] = ("Vary", "*" if "*" in names else ", ".join(names))
 
 
 class LeanSecurityMiddleware(SecurityMiddleware):
