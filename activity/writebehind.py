@@ -80,8 +80,8 @@ def _dt(us: int) -> datetime:
 def encode(*, tenant_id, agent_id, user_id, action, details, timestamp: datetime, request_id: str,
            created_at: datetime) -> str:
     """The entry as the script queues it (the id and the key id are added by the script)."""
-    return json.dumps([tenant_id, agent_id, user_id, action, details, _us(timestamp), request_id, _us(created_at)],
-                      ensure_ascii=False, separators=(",", ":"))
+    # json.dumps' defaults: its shared encoder (any other option builds a new encoder per call).
+    return json.dumps([tenant_id, agent_id, user_id, action, details, _us(timestamp), request_id, _us(created_at)])
 
 
 def _decode(fields: dict) -> dict:
