@@ -26,6 +26,7 @@ Operator tokens, requests without a key and every other shape are declined befor
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import time
@@ -33,8 +34,10 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
+from core import generations
+
 from apikeys import fastlane as lane
-from apikeys import usage
+from apikeys import redisstate, usage
 from apikeys.keys import KEY_PREFIX, parse_key
 from apikeys.metrics import KEY_VERIFICATIONS
 
@@ -79,10 +82,43 @@ def _upsert(tenant_id: str, agent_id: str, ttl_seconds: int):
     if connection.close_at is not None and time.monotonic() >= connection.close_at:
         connection.close()  # CONN_MAX_AGE, as Django's request_started handler would
     try:
-        return activity_heartbeat(tenant_id=tenant_id, agent_id=agent_id, ttl_seconds=ttl_seconds)
+        # The read cache's generations this write bumps come back to the handler, which bumps them on the
+        # loop (`_bump`) instead of a blocking Redis call in this thread (a sixth of a heartbeat's CPU).
+        with generations.deferred() as names:
+            activity = activity_heartbeat(tenant_id=tenant_id, agent_id=agent_id, ttl_seconds=ttl_seconds)
+        return activity, names
     except DatabaseError:
         connection.close()  # a fresh connection next time; the hand-over answers this request
         raise
+
+
+# `readcache.store`'s bump (a test checks they are the same): INCR each named generation that exists.
+_BUMP = """
+local p = ARGV[1]
+for i = 2, #ARGV do
+  local k = p .. ARGV[i]
+  if redis.call('EXISTS', k) == 1 then redis.call('INCR', k) end
+end
+return 1
+"""
+_BUMP_BYTES = _BUMP.encode()
+_BUMP_SHA = hashlib.sha1(_BUMP_BYTES).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+async def _bump(names: list[str]) -> None:
+    """Bump the read cache's generations `names` after the committed upsert, before the answer (as
+    `core.generations.bump` does on the Django path); a failure makes the process bump the global
+    generation before it next uses Redis (`readcache.store.bump_now`'s fallback)."""
+    client = lane.loop_client()
+    try:
+        if client is None:
+            raise ConnectionError("no Redis client on this loop")
+        await client.fast.evalsha(_BUMP_SHA, _BUMP_BYTES, [redisstate.prefix(), *names])
+    except (*redisstate._redis_errors(), ConnectionError) as exc:
+        redisstate.breaker.failure(exc, "read_cache_invalidate")
+        redisstate.breaker.needs_generation_bump = True
+    else:
+        redisstate.breaker.success()
 
 
 async def shutdown() -> None:
@@ -170,8 +206,8 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
     pool = sync_lane()
     loop = asyncio.get_running_loop()
     try:
-        activity = await loop.run_in_executor(pool.executor, _upsert, record.tenant_id, record.agent_id,
-                                              fields["ttl_seconds"])
+        activity, names = await loop.run_in_executor(pool.executor, _upsert, record.tenant_id, record.agent_id,
+                                                     fields["ttl_seconds"])
     except Exception:  # noqa: BLE001 - Django answers whatever the failure was, with the use counted
         counted = usage.UseResult(True, use.rate, True, pending=use.pending,
                                   last_used_at=usage._dt(use.pending.last_used_us))
@@ -181,9 +217,11 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
         finally:
             usage.precounted_use.reset(token)
         return True
+    if names:
+        await _bump(names)
     tokens = (lane.request_id_var.set(request_id), lane.request_started_var.set(started))
     try:
-        payload = lane.render(message="Heartbeat recorded", data=activity_representation(activity),
+        payload = lane.render(message="Heartbeat recorded", data=activity_representation(activity, default_zone=True),
                               tenant_id=record.tenant_id, language=language)
     finally:
         lane.end(tokens)

@@ -158,14 +158,16 @@ def heartbeat_fast_validate(body: dict) -> dict | None:
     return data
 
 
-def activity_representation(activity) -> dict:
-    """ActivityOutputSerializer(activity).data, without building the serializer."""
+def activity_representation(activity, *, default_zone: bool = False) -> dict:
+    """ActivityOutputSerializer(activity).data, without building the serializer (`default_zone`: as for
+    `usage_log_representation`)."""
+    utc_zone = timezone.get_current_timezone_name() == "UTC" if not default_zone else settings.TIME_ZONE == "UTC"
     return {
         "tenant_id": activity.tenant_id,
         "agent_id": activity.agent_id,
-        "last_seen_at": _DATETIME.to_representation(activity.last_seen_at),
+        "last_seen_at": _datetime_text(activity.last_seen_at, utc_zone),
         "ttl_seconds": activity.ttl_seconds,
-        "expires_at": _DATETIME.to_representation(activity.expires_at),
+        "expires_at": _datetime_text(activity.expires_at, utc_zone),
         "online": activity.online,
     }
 

@@ -12,7 +12,9 @@ whatever the case the client used. The Lua scripts that bump in Redis directly (
 build the same names: `rc:key:<key id>`, `rc:keys:<tenant id>`.
 """
 
-from collections.abc import Callable, Iterable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
 
 from django.db import transaction
 
@@ -45,6 +47,7 @@ def of_tenant(tenant_id: str) -> tuple[str, ...]:
 
 
 _bumper: Callable[[tuple[str, ...]], None] | None = None
+_deferred: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("generations_deferred", default=None)
 
 
 def install(bumper: Callable[[tuple[str, ...]], None] | None) -> None:
@@ -61,5 +64,24 @@ def bump(names: Iterable[str]) -> None:
     if bumper is None:
         return
     names = tuple(names)
-    if names:
-        transaction.on_commit(lambda: bumper(names), robust=True)
+    if not names:
+        return
+    deferred = _deferred.get()
+    if deferred is not None and not transaction.get_connection().in_atomic_block:
+        deferred.extend(names)  # committed already (autocommit): the caller bumps them (`deferred`)
+        return
+    transaction.on_commit(lambda: bumper(names), robust=True)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[list[str]]:
+    """Within the block, writes made in autocommit hand the names they would bump to the yielded list instead
+    of bumping them; the caller bumps them itself once the block is done, before it answers (the heartbeat
+    fast lane does so on its event loop, in its own Redis round trip, not with a blocking call in its
+    database thread). Writes inside a transaction still bump after their commit."""
+    names: list[str] = []
+    token = _deferred.set(names)
+    try:
+        yield names
+    finally:
+        _deferred.reset(token)
