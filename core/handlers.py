@@ -25,7 +25,9 @@ import threading
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
-from django.urls import get_resolver
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import LocalePrefixPattern
+from django.utils.functional import Promise
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -64,6 +66,21 @@ def lean_eligible(environ) -> bool:
 _MAX_REMEMBERED_PATHS = 4096
 
 
+def _resolution_is_pure(resolver) -> bool:
+    """Whether resolving a path with `resolver` depends on nothing but the path: no language prefix
+    pattern and no route or regular expression given as a lazy (translated) string, at any depth."""
+    stack = [resolver]
+    while stack:
+        for entry in stack.pop().url_patterns:
+            pattern = entry.pattern
+            if isinstance(pattern, LocalePrefixPattern) or isinstance(
+                    getattr(pattern, "_route", None) or getattr(pattern, "_regex", None), Promise):
+                return False
+            if isinstance(entry, URLResolver):
+                stack.append(entry)
+    return True
+
+
 class _RememberedResolutionMixin:
     """URL resolution remembered per path: `resolve(path)` is a pure function of the URL configuration
     and the path, and walking the patterns cost a small request ~10 µs at the root and more for the API
@@ -72,7 +89,9 @@ class _RememberedResolutionMixin:
     afresh; a request with its own `urlconf`, and a path that resolves to nothing (404), take Django's path
     every time. Paths carry identifiers, so the memory is bounded: emptied when it holds
     `_MAX_REMEMBERED_PATHS` paths. A match is shared by the requests of one path; nothing in the service
-    changes one (Django passes views a copy of its keyword arguments).
+    changes one (Django passes views a copy of its keyword arguments). A configuration whose resolution
+    depends on the active language (`i18n_patterns`, a route given as a lazy translation) is never
+    remembered (`_resolution_is_pure`).
     """
 
     def resolve_request(self, request):
@@ -81,7 +100,10 @@ class _RememberedResolutionMixin:
         resolver = get_resolver()
         remembered = resolver.__dict__.get("_remembered_matches")
         if remembered is None:
-            remembered = resolver.__dict__.setdefault("_remembered_matches", {})
+            remembered = {} if _resolution_is_pure(resolver) else False
+            remembered = resolver.__dict__.setdefault("_remembered_matches", remembered)
+        if remembered is False:
+            return super().resolve_request(request)
         path = request.path_info
         match = remembered.get(path)
         if match is None:

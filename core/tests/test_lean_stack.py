@@ -300,6 +300,12 @@ def test_url_resolution_is_remembered_per_path_and_per_url_configuration(monkeyp
         assert get_resolver() is not resolver
         _call(handler, "GET", "/")
     assert walks.count("/") == 2
+    with override_settings(ROOT_URLCONF="core.tests.urls_translated"):  # language-dependent: never remembered
+        for _ in range(2):
+            _call(handler, "GET", "/hello/")
+        assert walks.count("/hello/") == 2
+        assert handlers._resolution_is_pure(get_resolver()) is False
+    assert handlers._resolution_is_pure(resolver) is True
     monkeypatch.setattr(handlers, "_MAX_REMEMBERED_PATHS", 2)
     for path in ("/info", "/health", "/"):
         _call(handler, "GET", path)
