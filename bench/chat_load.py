@@ -155,7 +155,7 @@ def bot_traffic(base, agents, stop, queue):
     """Another process: validate and heartbeat at BOT_RATE req/s each until `stop` is set."""
 
     async def run():
-        results = {"validate": [], "heartbeat": []}
+        results = {"validate": [], "heartbeat": [], "failures": []}
         async with httpx2.AsyncClient(base_url=base, timeout=10.0) as client:
             async def one(kind, i):
                 tenant, agent, key = agents[i % len(agents)]
@@ -168,8 +168,11 @@ def bot_traffic(base, agents, stop, queue):
                         response = await client.put("/api/v2/agent-activity", headers={"Authorization": f"Bearer {key}"},
                                                     json={"tenant_id": tenant, "agent_id": agent, "ttl_seconds": 300})
                         ok = response.status_code == 200
-                except Exception:  # noqa: BLE001
+                    if not ok:
+                        results["failures"].append(f"{kind}: HTTP {response.status_code} {response.text[:200]}")
+                except Exception as exc:  # noqa: BLE001
                     ok = False
+                    results["failures"].append(f"{kind}: {type(exc).__name__} {exc}"[:200])
                 results[kind].append((ok, time.perf_counter() - started, wall_started))
 
             pending = set()
@@ -296,6 +299,8 @@ def main():
         ms = [s * 1000 for _, s, _ in rows]
         print(f"{kind:10s} n={len(rows)} errors={sum(1 for ok, _, _ in rows if not ok)} p50={pct(ms, 50):.1f}ms "
               f"p99={pct(ms, 99):.1f}ms max={max(ms) if ms else float('nan'):.1f}ms")
+    for failure in bot["failures"][:5]:
+        print("  bot failure:", failure)
     # When in the chat phase the bot requests were slow: the worst bot latency per second (sent at second s
     # of the chat phase; negative: before it began). Admission at the start, answers around the upstream's 5 s.
     worst: dict[int, float] = {}
