@@ -156,7 +156,12 @@ def bot_traffic(base, agents, stop, queue):
 
     async def run():
         results = {"validate": [], "heartbeat": [], "failures": []}
-        async with httpx2.AsyncClient(base_url=base, timeout=10.0) as client:
+        # Idle connections expire on the client's side first (2 s; the server's keep-alive is gunicorn.conf.py's
+        # 5 s, httpx's default expiry is also 5 s): with equal expiries a request could go out on a connection
+        # the server was closing at that moment ("Server disconnected without sending a response"), a client
+        # race rather than an answer of the service.
+        limits = httpx2.Limits(keepalive_expiry=2.0)
+        async with httpx2.AsyncClient(base_url=base, timeout=10.0, limits=limits) as client:
             async def one(kind, i):
                 tenant, agent, key = agents[i % len(agents)]
                 started, wall_started = time.perf_counter(), time.time()
