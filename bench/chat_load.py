@@ -314,6 +314,15 @@ def main():
         worst[second] = max(worst.get(second, 0.0), s * 1000)
     print("bot worst latency by second of the chat phase (ms): " + " ".join(
         f"{second}:{worst[second]:.0f}" for second in sorted(worst) if -1 <= second <= out["wall"] + 1))
+    arrivals_file = os.environ.get("BENCH_UPSTREAM_LOG")
+    if arrivals_file and os.path.exists(arrivals_file):
+        # How long the service took to get the chats to the upstream (admission: everything before the model).
+        offsets = [float(line) - chat_started for line in open(arrivals_file) if line.strip()]
+        offsets = [o for o in offsets if o >= 0]
+        if offsets:
+            print(f"chats reached the upstream after (s from the start of the chat phase): n={len(offsets)} "
+                  f"p50={pct(offsets, 50):.2f} p90={pct(offsets, 90):.2f} p99={pct(offsets, 99):.2f} "
+                  f"last={max(offsets):.2f}")
     bot_requests = len(bot["validate"]) + len(bot["heartbeat"])
     print(f"service CPU during the chat phase: {cpu_used:.1f} s for {len(all_chats)} chats and ~{bot_requests} bot "
           f"requests (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs); on the same CPUs meanwhile: "

@@ -3,14 +3,18 @@
 `POST …/chat/completions` answers after BENCH_UPSTREAM_SECONDS (5) when not streaming; with `"stream": true`
 it sends a role chunk, then 10 content chunks spread over the same time, a finish chunk and `[DONE]`.
 Every answer is the text of `REPLY` (the load generator checks it). Usage: `chat_slow_upstream.py PORT`.
+With BENCH_UPSTREAM_LOG=path, the wall-clock time each request arrived is appended to that file (one line per
+request): the load generator reports from it when the chats reached the upstream (the service's admission).
 """
 
 import asyncio
 import json
 import os
 import sys
+import time
 
 SECONDS = float(os.environ.get("BENCH_UPSTREAM_SECONDS", "5"))
+ARRIVALS = open(os.environ["BENCH_UPSTREAM_LOG"], "a", buffering=1) if os.environ.get("BENCH_UPSTREAM_LOG") else None
 FRAGMENTS = [f"part{i} " for i in range(10)]
 REPLY = "".join(FRAGMENTS)
 USAGE = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
@@ -30,6 +34,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             if name.strip().lower() == b"content-length":
                 length = int(value.strip())
         body = json.loads(await reader.readexactly(length) or b"{}")
+        if ARRIVALS is not None:
+            ARRIVALS.write(f"{time.time():.4f}\n")
         if body.get("stream"):
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
             writer.write(b"data: " + json.dumps(_chunk({"role": "assistant", "content": ""})).encode() + b"\n\n")

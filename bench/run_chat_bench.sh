@@ -38,6 +38,7 @@ fi
 WORK=$(mktemp -d)
 GPID="" UPID=""
 trap 'kill $GPID $UPID 2>/dev/null; wait $GPID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export BENCH_UPSTREAM_LOG="$WORK/arrivals.txt"  # when each chat reached the upstream (chat_load.py reports it)
 "$PY" bench/chat_slow_upstream.py "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
 UPID=$!
 "$PY" bench/chat_bench_setup.py "http://127.0.0.1:$UPSTREAM_PORT/v1" "${BENCH_TENANTS:-8}" \
