@@ -7,10 +7,14 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self):
-        from core.lanes import on_startup
+        from chat.aio import shutdown_db_executor
+        from core.lanes import on_shutdown, on_startup
 
         # Load the TLS trust store and the HTTP client before the first chat request, not during its deadline.
         on_startup(_warm_up)
+        # The chat lane's database pool: its queued bursts finish and its connections close when the worker
+        # stops (shutdown callbacks run after the in-flight requests).
+        on_shutdown(shutdown_db_executor)
 
 
 def _warm_up():

@@ -578,11 +578,6 @@ class LaneDispatcher:
     async def shutdown_pools(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.sync_lane.executor.shutdown, True)
-        try:
-            from chat.aio import shutdown_db_executor
-        except ImportError:  # pragma: no cover - the chat app is always installed
-            return
-        await loop.run_in_executor(None, shutdown_db_executor)
 
 
 _build_lock = threading.Lock()

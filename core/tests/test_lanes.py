@@ -394,3 +394,13 @@ def test_a_slow_chat_body_holds_no_place_at_the_gate(settings):
 
     fast, slow = asyncio.run(scenario())
     assert fast[-1]["body"] == b"ok" and slow[-1]["body"] == b"ok"
+
+
+def test_the_chat_lanes_database_pool_stops_with_the_worker():
+    """The chat app registers its pool's shutdown (core never imports chat); it runs with the callbacks."""
+    from chat import aio
+
+    assert aio.shutdown_db_executor in lanes._shutdown_callbacks
+    executor = aio.db_executor()
+    aio.shutdown_db_executor()
+    assert executor._shutdown and aio.db_executor() is not executor  # a later burst gets a fresh pool
