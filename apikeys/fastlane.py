@@ -78,8 +78,10 @@ def _slot(name: str) -> int:
 #        ('0' = read-only), 13 window number, 14 window ttl, 15 fresh usage epoch, 16 the dashboard counter's
 #        field up to the key id (`usage._meter_field`; '' = none), 17 use id (its value is the key id, so a
 #        use whose reply was lost can be reconciled without knowing the key beforehand), 18 a usage-log
-#        entry to queue for the database ('' or absent = none; only with 12 = '1': `activity.writebehind`).
-# Returns {'throttled'} | {'miss'} | {'refused'} | {'limited'} | {'noids'} (nothing consumed), or
+#        entry to queue for the database ('' or absent = none; only with 12 = '1': `activity.writebehind`),
+#        19 the chat slots' scope prefix (`chat.limits`; '' or absent = take no slot; only with 12 = '1'),
+#        20 now (ms), 21 the slot's expiry (ms), 22 slot token, 23 per-key limit, 24 per-tenant limit.
+# Returns {'throttled'} | {'miss'} | {'refused'} | {'busy'} | {'limited'} | {'noids'} (nothing consumed), or
 #         {'ok', entry, previous 0/1, window count (-1: unlimited key), epoch, total, last, usage-log id}.
 # With an entry, the script takes the next id of the reserved usage-log id blocks (`ul:ids`, `ul:blocks`;
 # 'noids' when none is left) and appends the entry to the stream `ul:stream` after the use is counted.
@@ -126,6 +128,15 @@ if ARGV[10] == '1' then
   end
   if not granted then return {'refused'} end
 end
+local skey, tskey = false, false
+if (ARGV[19] or '') ~= '' then  -- one chat slot per key and tenant (chat.limits._ACQUIRE, units = 1)
+  skey = ARGV[19] .. 'key:' .. string.sub(entry, 1, sep - 1)
+  tskey = ARGV[19] .. 'tenant:' .. ARGV[3]
+  redis.call('ZREMRANGEBYSCORE', skey, '-inf', ARGV[20])
+  redis.call('ZREMRANGEBYSCORE', tskey, '-inf', ARGV[20])
+  if redis.call('ZCARD', skey) + 1 > tonumber(ARGV[23])
+      or redis.call('ZCARD', tskey) + 1 > tonumber(ARGV[24]) then return {'busy'} end
+end
 local log = ARGV[18] or ''
 local ids = false
 if log ~= '' then
@@ -148,6 +159,14 @@ if ARGV[12] == '1' then
       return {'limited'}
     end
   end
+end
+if skey then
+  local member = ARGV[22] .. ':1'
+  redis.call('ZADD', skey, ARGV[21], member)
+  redis.call('ZADD', tskey, ARGV[21], member)
+  local ttl = math.ceil(tonumber(ARGV[21]) - tonumber(ARGV[20])) + 1000
+  if redis.call('PTTL', skey) < ttl then redis.call('PEXPIRE', skey, ttl) end
+  if redis.call('PTTL', tskey) < ttl then redis.call('PEXPIRE', tskey, ttl) end
 end
 if tkey ~= '' then
   local hits = redis.call('INCR', tkey)
@@ -613,10 +632,12 @@ class KeyUse:
 
 
 async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, count: bool,
-                         throttle_ident: str | None, log_entry: str = "") -> KeyUse:
+                         throttle_ident: str | None, log_entry: str = "", slots: tuple = ()) -> KeyUse:
     """Checks 1-8 of spec §6.2 for a warm key in one round trip (see `_SCRIPT`); raises Declined for
     anything but a valid verdict (nothing consumed then). `log_entry` (with `count`): a usage-log entry
-    queued for the database in the same round trip; its id is `KeyUse.log_id`."""
+    queued for the database in the same round trip; its id is `KeyUse.log_id`. `slots` (with `count`):
+    ARGV 19-24, one chat concurrency slot taken in the same round trip (`chat.fastprelude`). A reply lost
+    to a Redis error raises `Declined("lost")` (the script may have run)."""
     client = loop_client()
     if client is None:
         raise Declined
@@ -638,7 +659,7 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
                                "", "")[:-1] if count else ""
     args = [prefix, digest, parsed.tenant_id, parsed.agent_id, str(random.getrandbits(52)), throttle_key,
             throttle_num, throttle_ttl, now_us, "1" if permission is not None else "0", permission or "",
-            "1" if count else "0", window_number, reset + 5, _token(), meter, use_id, log_entry]
+            "1" if count else "0", window_number, reset + 5, _token(), meter, use_id, log_entry, *slots]
     try:
         reply = await client.fast.evalsha(_SCRIPT_SHA, _SCRIPT_BYTES, args)
     except redisstate._redis_errors() as exc:
@@ -649,7 +670,7 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
             # run it, as for a failed `count_use` of the Django path.
             with usage._lost_lock:
                 usage._lost_replies.append((use_id, None, 1))
-        raise Declined from None
+        raise Declined("lost") from None
     redisstate.breaker.success()
     if reply[0] != b"ok":
         raise Declined

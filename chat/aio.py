@@ -110,13 +110,30 @@ class DRFCall:
     """A DRF view instance set up for one Django request: `initial()` has run (authentication, permissions,
     throttles). `respond(data)` and `fail(exc)` give the rendered response the DRF view would give."""
 
-    def __init__(self, view_cls, django_request):
+    def __init__(self, view_cls, django_request, principal=None):
         view = view_cls()
         view.args, view.kwargs = (), {}
         view.format_kwarg = None
         view.request = self.request = view.initialize_request(django_request)
         view.headers = view.default_response_headers
         self.view = view
+        if principal is not None:
+            self._authenticated(principal)
+
+    def _authenticated(self, principal) -> None:
+        """The request authenticated as `principal`, the key `chat.fastprelude` verified on the loop:
+        what `AgentKeyAuthentication` would have set (user, auth, the authenticator), without verifying it
+        a second time."""
+        from apikeys.authentication import AgentKeyAuthentication
+        from apikeys.principal import AgentKeyUser
+
+        request = self.request
+        authenticator = request.authenticators[0] if request.authenticators else None
+        if not isinstance(authenticator, AgentKeyAuthentication):
+            authenticator = AgentKeyAuthentication()
+        request._authenticator = authenticator
+        request.user = AgentKeyUser(principal)
+        request.auth = principal
 
     def respond(self, response) -> HttpResponseBase:
         response = self.view.finalize_response(self.request, response)
@@ -139,12 +156,13 @@ def _rate_limit_headers(request, response) -> None:
             response.setdefault(name, value)
 
 
-def drf_call(view_cls, django_request, body: Callable[[DRFCall], Any]) -> Any:
+def drf_call(view_cls, django_request, body: Callable[[DRFCall], Any], principal=None) -> Any:
     """In a burst: set up `view_cls` for the request, run DRF's checks, then `body(call)`. Any exception
-    becomes the rendered error response of the project's exception handler (an HttpResponse)."""
+    becomes the rendered error response of the project's exception handler (an HttpResponse). With
+    `principal` the request is already authenticated as that agent key (`chat.fastprelude`)."""
     call = None
     try:
-        call = DRFCall(view_cls, django_request)
+        call = DRFCall(view_cls, django_request, principal)
         call.view.initial(call.request)
         return body(call)
     except Exception as exc:  # noqa: BLE001 - every failure answers through the one exception handler

@@ -98,11 +98,28 @@ def _redis():
     return redisstate.client()
 
 
-def _scopes(api_key_id: str, tenant_id: str) -> tuple[str, str]:
+def scope_base() -> str:
+    """The Redis key prefix of every slot scope (the key's and the tenant's follow it)."""
     from apikeys import redisstate
 
-    base = redisstate.prefix() + "chat:inflight:"
+    return redisstate.prefix() + "chat:inflight:"
+
+
+def _scopes(api_key_id: str, tenant_id: str) -> tuple[str, str]:
+    base = scope_base()
     return base + "key:" + api_key_id, base + "tenant:" + tenant_id
+
+
+def shared_slots(*, api_key_id: str, tenant_id: str, token: str) -> Slots:
+    """The one Redis slot (per key and tenant) another script took with `token` (`chat.fastprelude`: the
+    key script's slot step, the same members and scores as `_ACQUIRE` with one unit)."""
+    key_scope, tenant_scope = _scopes(api_key_id, tenant_id)
+    return Slots(key_scope, tenant_scope, 1, token=token, shared=True)
+
+
+def expiry_ms(now_ms: int, hold_seconds: float) -> int:
+    """A slot's expiry (its score): the request's deadline plus the margin."""
+    return now_ms + int((hold_seconds + EXPIRY_MARGIN_SECONDS) * 1000)
 
 
 def _refusal(scope: str, limit: int) -> ApplicationError:
@@ -129,9 +146,9 @@ def acquire(*, api_key_id: str, tenant_id: str, units: int = 1, hold_seconds: fl
     if client is not None:
         token = secrets.token_hex(8)
         now_ms = int(time.time() * 1000)
-        expiry_ms = now_ms + int((hold_seconds + EXPIRY_MARGIN_SECONDS) * 1000)
+        expires = expiry_ms(now_ms, hold_seconds)
         try:
-            outcome = _evaluate(client, key_scope, tenant_scope, now_ms, expiry_ms, token, units, key_limit,
+            outcome = _evaluate(client, key_scope, tenant_scope, now_ms, expires, token, units, key_limit,
                                 tenant_limit)
         except Exception:  # noqa: BLE001 - Redis unreachable: never an error (api.md §1.5)
             if not _redis_down_logged:

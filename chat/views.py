@@ -9,6 +9,7 @@ OpenAPI description; their `post` runs the same async view (for callers outside 
 """
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -28,9 +29,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apikeys import usage
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
-from chat import limits, openai_compat, selectors, services
+from chat import fastprelude, limits, openai_compat, selectors, services
 from chat.aio import DRFCall, drf_call, run_admitted, run_db, submit_db
 from chat.serializers import (
     ChatAgentFilterSerializer,
@@ -290,9 +292,10 @@ def _single_reply_prelude(input_serializer, *, history: bool = False):
     read the conversation's prompt (`/api/v2/chat`), so that the request makes one burst before the model
     and one after."""
 
-    def prelude(call: DRFCall) -> _Prelude:
+    def prelude(call: DRFCall, slots: limits.Slots | None = None) -> _Prelude:
         request = call.request
-        slots = _take_slots(request)  # CHAT_004 before the use is counted (§10.7)
+        if slots is None:  # else taken on the loop with the key check and the use (chat.fastprelude)
+            slots = _take_slots(request)  # CHAT_004 before the use is counted (§10.7)
 
         def prepare():
             tenant_id, agent_id = authorize_key_scope(request)
@@ -319,11 +322,32 @@ _send_prelude = _single_reply_prelude(ChatSendInputSerializer, history=True)
 _openai_prelude = _single_reply_prelude(OpenAIChatCompletionInputSerializer)
 
 
+async def _first_burst(view_cls, request, prelude, *, body_key: bool):
+    """The request's first burst (`run_admitted(drf_call, …)`). With Redis, its key check, slot and use
+    are first taken on the loop in one round trip (`chat.fastprelude`) and handed to the burst; otherwise,
+    or when that declines, the burst does them as before."""
+    fast = await fastprelude.take(request, body_key=body_key)
+    if fast is None:
+        return await run_admitted(drf_call, view_cls, request, prelude)
+    token = usage.precounted_use.set(fast.counted)
+    try:
+        p = await run_admitted(drf_call, view_cls, request, partial(prelude, slots=fast.slots),
+                               principal=fast.principal)
+    except BaseException:
+        submit_db(fast.slots.release)  # cancelled (client gone) or failed: no await in a cancelled task
+        raise
+    finally:
+        usage.precounted_use.reset(token)
+    if isinstance(p, HttpResponseBase):  # refused before or inside the prelude: its slot is given back
+        await _release(fast.slots)
+    return p
+
+
 @transaction.non_atomic_requests
 @csrf_exempt
 async def chat_send(request):
     """POST /api/v2/chat in the chat lane (see `ChatSendView` for the contract)."""
-    p = await run_admitted(drf_call, ChatSendView, request, _send_prelude)
+    p = await _first_burst(ChatSendView, request, _send_prelude, body_key=True)
     if isinstance(p, HttpResponseBase):
         return p
     data = p.data
@@ -404,7 +428,7 @@ async def chat_batch(request):
 @csrf_exempt
 async def openai_chat_completions(request):
     """POST /v1/chat/completions in the chat lane (see `OpenAIChatCompletionsView`)."""
-    p = await run_admitted(drf_call, OpenAIChatCompletionsView, request, _openai_prelude)
+    p = await _first_burst(OpenAIChatCompletionsView, request, _openai_prelude, body_key=False)
     if isinstance(p, HttpResponseBase):
         return p
     api_key_id = p.call.request.auth.api_key_id
