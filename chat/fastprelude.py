@@ -28,11 +28,13 @@ Chat batches keep today's path (their slots and uses count several units).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.utils import timezone
@@ -111,12 +113,19 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
         hold = float(settings.MAIMCONFIG_CHAT_TIMEOUT_SECONDS)
         slot_args = (limits.scope_base(), now_ms, limits.expiry_ms(now_ms, hold), token,
                      settings.MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_KEY, settings.MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_TENANT)
+        script = asyncio.ensure_future(lane.run_key_script(
+            raw_key=raw_key, parsed=parsed, now=now, permission=CHAT_PERMISSION, count=True, throttle_ident=None,
+            slots=slot_args))
         try:
-            use = await lane.run_key_script(raw_key=raw_key, parsed=parsed, now=now, permission=CHAT_PERMISSION,
-                                            count=True, throttle_ident=None, slots=slot_args)
+            # Shielded: a request cancelled meanwhile (its client gone) still learns the script's answer, and
+            # gives back the slot it may have taken.
+            use = await asyncio.shield(script)
         except lane.Declined as exc:
             if exc.args == ("lost",):
                 _release_lost(parsed.tenant_id, token)
+            raise
+        except asyncio.CancelledError:
+            script.add_done_callback(partial(_release_after_cancel, parsed.tenant_id, token))
             raise
         record = use.record
         slots = limits.shared_slots(api_key_id=record.id, tenant_id=record.tenant_id, token=token)
@@ -131,6 +140,18 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
                               last_used_at=usage._dt(use.pending.last_used_us))
     principal = AgentKeyPrincipal(record, using_previous_secret=use.previous)
     return FastPrelude(principal, slots, (record.id, counted))
+
+
+def _release_after_cancel(tenant_id: str, token: str, script: asyncio.Future) -> None:
+    """The script of a cancelled request answered: its slot, if it took one, is given back."""
+    if script.cancelled():
+        return
+    exc = script.exception()
+    if exc is None:
+        _release_in_background(limits.shared_slots(api_key_id=script.result().record.id, tenant_id=tenant_id,
+                                                    token=token))
+    elif isinstance(exc, lane.Declined) and exc.args == ("lost",):
+        _release_lost(tenant_id, token)
 
 
 def _release_in_background(slots: limits.Slots) -> None:

@@ -3,7 +3,9 @@ slot and use count in one Redis round trip before the first burst, handed to the
 verification, slot or count there); the same answers, codes and counts as the path it shortcuts, and that
 path, unchanged, for everything unusual. Redis-only: skipped on the embedded configuration."""
 
+import asyncio
 import threading
+import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -241,3 +243,36 @@ def test_redis_error_declines_and_django_counts_once(spy, offline_agent, monkeyp
     assert spy.outcomes == [False]
     redisstate.breaker.reset()
     assert shown(key.pk)[0] == 2
+
+
+def test_cancelled_request_gives_its_slot_back(spy, offline_agent, monkeypatch):
+    """The client goes away while the script is on its way: the slot it took is released when it answers."""
+    from django.test import RequestFactory
+
+    key = key_for(offline_agent)
+    _warm(key)
+    real = fastlane.run_key_script
+
+    async def late(**kwargs):
+        await asyncio.sleep(0.2)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(fastlane, "run_key_script", late)
+    request = RequestFactory().post(CHAT, {"message": "x"}, content_type="application/json",
+                                    HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
+
+    async def cancelled():
+        task = asyncio.ensure_future(fastprelude.take(request, body_key=True))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # the script answers meanwhile
+
+    asyncio.run(cancelled())
+    for _ in range(500):
+        if _held(key) == (0, 0):
+            break
+        time.sleep(0.02)
+    assert _held(key) == (0, 0)  # (1, 1) until its deadline without the release
+    assert shown(key.pk)[0] == 2  # the use was counted, once
