@@ -54,6 +54,16 @@ return 0
 # The script's SHA1: sent with EVALSHA (the script text only when Redis does not know it yet).
 _ACQUIRE_SHA = hashlib.sha1(_ACQUIRE.encode()).hexdigest()
 
+# ARGV: key scope, tenant scope, the members to remove (`Slots.release_on_loop`).
+_RELEASE = b"""
+for i = 3, #ARGV do
+  redis.call('ZREM', ARGV[1], ARGV[i])
+  redis.call('ZREM', ARGV[2], ARGV[i])
+end
+return 0
+"""
+_RELEASE_SHA = hashlib.sha1(_RELEASE).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
+
 _local_lock = threading.Lock()
 _local_held: dict[str, int] = defaultdict(int)
 _redis_down_logged = False
@@ -90,6 +100,30 @@ class Slots:
                 _local_held[scope] -= self.units
                 if _local_held[scope] <= 0:
                     del _local_held[scope]
+
+    async def release_on_loop(self) -> bool:
+        """Release shared slots with one command on the event loop's pipelined Redis connection (the fast
+        lane's, `apikeys.fastredis`) instead of a redis-py round trip in a database thread. False when it
+        cannot (per-process slots, no loop connection, the breaker open, a Redis error): the caller then
+        calls `release()` in a thread, which tries again (removing absent members is harmless)."""
+        if self.released:
+            return True
+        if not self.shared:
+            return False
+        from apikeys import fastlane, redisstate
+
+        if not fastlane.lane_available():
+            return False
+        client = fastlane.loop_client()
+        if client is None:
+            return False
+        members = [f"{self.token}:{i}" for i in range(1, self.units + 1)]
+        try:
+            await client.fast.evalsha(_RELEASE_SHA, _RELEASE, [self.key_scope, self.tenant_scope, *members])
+        except redisstate._redis_errors():
+            return False
+        self.released = True
+        return True
 
 
 def _redis():

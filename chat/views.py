@@ -264,10 +264,19 @@ def _release_on_error(slots: limits.Slots, work):
         raise
 
 
+def _last_burst_release(slots: limits.Slots):
+    """What the request's last burst releases: per-process slots (no hop of their own); shared ones (Redis)
+    are released on the loop after it (`_release`: one pipelined command, no redis-py round trip in a
+    database thread)."""
+    return None if slots.shared else slots.release
+
+
 async def _release(slots: limits.Slots) -> None:
     if slots.released:  # freed in the request's last burst: no hop
         return
     try:
+        if await slots.release_on_loop():
+            return
         await run_db(slots.release)
     except BaseException:  # cancelled (client gone) or the executor failed: release in the background
         submit_db(slots.release)
@@ -355,13 +364,13 @@ async def chat_send(request):
     api_key_id = p.call.request.auth.api_key_id
     if data.get("stream"):
         events = services.chat_stream(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
-                                      request_id=request.request_id, history=p.history, release=p.slots.release)
+                                      request_id=request.request_id, history=p.history, release=_last_burst_release(p.slots))
         return p.call.respond(event_stream_response(
             _releasing(chat_event_stream(events, tenant_id=p.tenant_id), p.slots)))
     try:
         payload = await services.chat_send(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
                                            request_id=request.request_id, history=p.history,
-                                           release=p.slots.release)
+                                           release=_last_burst_release(p.slots))
     except Exception as exc:  # noqa: BLE001 - answered through the one exception handler
         return p.call.fail(exc)
     finally:
@@ -436,11 +445,11 @@ async def openai_chat_completions(request):
     try:
         if p.data.get("stream"):
             chunks = await openai_compat.completion_stream(prepared=p.prepared, data=p.data, api_key_id=api_key_id,
-                                                           release=p.slots.release)
+                                                           release=_last_burst_release(p.slots))
             streaming = True
             return p.call.respond(event_stream_response(_releasing(chunks, p.slots)))
         body = await openai_compat.completion_create(prepared=p.prepared, data=p.data, api_key_id=api_key_id,
-                                                     release=p.slots.release)
+                                                     release=_last_burst_release(p.slots))
     except Exception as exc:  # noqa: BLE001
         return p.call.fail(exc)
     finally:

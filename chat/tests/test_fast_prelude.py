@@ -276,3 +276,21 @@ def test_cancelled_request_gives_its_slot_back(spy, offline_agent, monkeypatch):
         time.sleep(0.02)
     assert _held(key) == (0, 0)  # (1, 1) until its deadline without the release
     assert shown(key.pk)[0] == 2  # the use was counted, once
+
+
+def test_shared_slots_are_released_on_the_loop(spy, llm_agent, fake_llm, monkeypatch):
+    """No redis-py release in a database thread: the slot goes back with one command on the loop's
+    connection, after the request's last burst, for every surface and for an upstream failure."""
+    key = key_for(llm_agent)
+    _warm(key)
+    in_thread = []
+    release = limits.Slots.release
+    monkeypatch.setattr(limits.Slots, "release", lambda self: (in_thread.append(self), release(self)))
+    assert lane_client(key.raw_key).post(CHAT, {"message": "x"}).status_code == 200
+    assert b"event: done" in lane_client(key.raw_key).post(CHAT, {"message": "x", "stream": True}).content
+    assert lane_client(key.raw_key).post(COMPLETIONS, {**HELLO, "stream": True}).content.rstrip().endswith(
+        b"data: [DONE]")
+    fake_llm.status = 500
+    assert lane_client(key.raw_key).post(COMPLETIONS, HELLO).status_code == 502
+    assert in_thread == []  # fails when the last burst releases them (a redis-py round trip in its thread)
+    assert _held(key) == (0, 0)
