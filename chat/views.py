@@ -4,8 +4,11 @@ The reply-producing routes (`POST /api/v2/chat`, `/api/v2/chat/batch`, `/v1/chat
 by the async views at the end of this module, in the chat lane (`core.lanes`, README "Serving model"). Each
 runs its DRF class (authentication, permissions, validation, the exception handler and renderers) inside a
 short database burst (`chat.aio.drf_call`), takes its concurrency slots (`chat.limits`, CHAT_004), then
-awaits the upstream model holding no thread, database connection or transaction. The DRF classes carry the
-OpenAPI description; their `post` runs the same async view (for callers outside the chat lane).
+awaits the upstream model holding no thread, database connection or transaction. With Redis, the one-reply
+routes first verify a warm key, take its slot and count its use in one Redis round trip on the event loop
+(`chat.fastprelude`), and the burst is handed the result; their Redis slots are given back on the loop after
+the last burst. The DRF classes carry the OpenAPI description; their `post` runs the same async view (for
+callers outside the chat lane).
 """
 
 from dataclasses import dataclass
