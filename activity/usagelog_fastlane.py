@@ -151,10 +151,11 @@ def register() -> bool:
 
     if not redisstate.enabled() or connection.vendor not in ("mysql", "sqlite"):
         return False
-    from core.lanes import on_shutdown, on_startup, register_fast_handler
+    from core import background
+    from core.lanes import on_startup, register_fast_handler
 
     register_fast_handler("POST", V1_PATH, usage_log_handler)
     register_fast_handler("POST", V2_PATH, usage_log_handler)
-    on_startup(writebehind.start)
-    on_shutdown(writebehind.stop)
+    on_startup(writebehind.flush_once)  # ids before the worker serves
+    background.register("usage-log entries", writebehind.flush_once, final=writebehind.flush_at_stop)
     return True

@@ -22,8 +22,9 @@ id, `e` the entry as JSON). `flush` reads the stream's head, inserts the batch i
 commit deletes those stream entries. So an entry leaves Redis only once it is stored; a flusher that dies
 before its commit leaves the batch in the stream for the next one; a batch flushed twice (the flusher died
 between the commit and the delete, or two flushers raced) is stored once, the second insert of an id
-being ignored. Every worker runs a flusher thread (`start`/`stop`, wired to `core.lanes.on_startup` /
-`on_shutdown`) every `MAIMCONFIG_USAGE_FLUSH_SECONDS`, under a Redis lock that only avoids duplicate work.
+being ignored. Every worker flushes from its write-behind thread (`core.background`: `flush_once` every
+`MAIMCONFIG_USAGE_FLUSH_SECONDS`, `flush_at_stop` when it stops), under a Redis lock that only avoids
+duplicate work.
 
 **Deleted owners.** An entry whose tenant was deleted while it was pending is dropped, and one whose agent
 was deleted is stored with `agent_id = null`: exactly what the cascade (`CASCADE`, `SET_NULL`) would have
@@ -39,14 +40,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from django.conf import settings
-from django.db import IntegrityError, OperationalError, close_old_connections, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from apikeys import redisstate
 
@@ -271,14 +269,12 @@ def flush_before_read() -> None:
         flush(locked=False, until=last[0][0])
 
 
-# --- the flusher thread of a server worker -----------------------------------------------------------------
-
-_state: dict = {"pid": None, "thread": None, "stop": None}
-_state_lock = threading.Lock()
-
+# --- the write-behind round of a server worker (core.background) ----------------------------------------
 
 def flush_once() -> None:
-    """One round of the flusher: store what is queued, then keep the id reserve topped up."""
+    """One round: store what is queued, then keep the id reserve topped up. Run by the worker's write-behind
+    thread every `MAIMCONFIG_USAGE_FLUSH_SECONDS`, and once at worker start-up, before it serves, so the
+    worker has ids (`activity.usagelog_fastlane.register`)."""
     try:
         flush()
     except Exception:
@@ -290,40 +286,9 @@ def flush_once() -> None:
         logger.exception("Reserving usage-log ids failed; the fast lane declines when none are left.")
 
 
-def _loop(stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
-        close_old_connections()
-        flush_once()
-    close_old_connections()
-
-
-def start() -> None:
-    """Start this process's flusher thread (idempotent per process; `core.lanes.on_startup`). The first
-    round runs now, in the caller's thread, so the worker has ids before it serves."""
-    with _state_lock:
-        thread = _state["thread"]
-        if _state["pid"] == os.getpid() and thread is not None and thread.is_alive():
-            return
-        stop_event = threading.Event()
-        interval = max(0.05, float(getattr(settings, "MAIMCONFIG_USAGE_FLUSH_SECONDS", 1.0)))
-        thread = threading.Thread(target=_loop, args=(stop_event, interval), name="maimconfig-usage-log-flusher",
-                                  daemon=True)
-        _state.update(pid=os.getpid(), thread=thread, stop=stop_event)
-    flush_once()
-    thread.start()
-
-
-def stop() -> None:
-    """Stop the thread and store what is queued (graceful worker shutdown, `core.lanes.on_shutdown`)."""
-    with _state_lock:
-        thread, stop_event = _state["thread"], _state["stop"]
-        _state.update(thread=None, stop=None)
-    if stop_event is not None:
-        stop_event.set()
-    if thread is not None and thread.is_alive():
-        thread.join(timeout=5)
+def flush_at_stop() -> None:
+    """The last round of a stopping worker: store what is queued (no new ids: nothing will use them)."""
     try:
         flush()
     except Exception:
         logger.exception("Writing queued usage-log entries at shutdown failed; they stay queued in Redis.")
-

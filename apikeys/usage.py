@@ -4,7 +4,8 @@
 (`count_use`): take a unit of the key's per-minute window (refused when full), add 1 to the key's running
 total `use:tot:<epoch>[key]`, raise `use:last:<epoch>[key]`, mark the key dirty, and add the hourly
 dashboard counter. The database learns about it within `MAIMCONFIG_USAGE_FLUSH_SECONDS` (`flush_pending`,
-run by the flusher thread of every server worker and once more when a worker stops gracefully).
+run by the write-behind thread of every server worker, `core.background`, and once more when a worker
+stops gracefully).
 
 Why it never loses or double-counts: the Redis total of a key only grows, and the key's row remembers
 which total it already includes (`usage_flushed`, in the Redis `usage_epoch`). A flush is one UPDATE per
@@ -30,25 +31,26 @@ killed with `kill -9` loses at most one flush interval of dashboard counts, neve
 
 import contextvars
 import logging
-import os
 import secrets
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apikeys import ratelimit, redisstate
 from apikeys.keycache import Pending
+from core import background
 
 logger = logging.getLogger("maimconfig.usage")
 
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
 FLUSH_BATCH = 500
-LOCK_SECONDS = 30
+# The flush lock only avoids duplicate work (flushes are idempotent); a worker killed while holding it
+# delays the next flush by at most this long. A normal flush holds it for milliseconds.
+LOCK_SECONDS = 10
 
 METER_ACCEPTED = "validation.accepted"
 METER_REFUSED = "validation.refused"
@@ -541,14 +543,12 @@ def _flush_meter_redis() -> int:
     return written
 
 
-# --- the flusher thread of a server worker ---------------------------------------------------------------
-
-_flusher_lock = threading.Lock()
-_flusher: dict = {"pid": None, "thread": None, "stop": None, "wanted": False, "registered": False}
-
+# --- the write-behind round of a server worker (core.background) ----------------------------------------
 
 def flush_all() -> None:
-    """One flush of everything pending (uses, then dashboard counters); errors are logged, not raised."""
+    """One flush of everything pending (uses, then dashboard counters); errors are logged, not raised.
+    The worker's write-behind thread runs it every `MAIMCONFIG_USAGE_FLUSH_SECONDS` and when the worker
+    stops (registered by `ApikeysConfig.ready()` with `core.background`)."""
     try:
         while flush_pending() >= FLUSH_BATCH:
             pass
@@ -560,63 +560,10 @@ def flush_all() -> None:
         logger.exception("Writing the dashboard usage counters failed; they are kept for the next flush.")
 
 
-def _loop(stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
-        close_old_connections()
-        flush_all()
-    close_old_connections()
-
-
-def serve_flusher() -> None:
-    """Called once by a server worker's application module (`maimconfig/asgi.py`, `maimconfig/wsgi.py`):
-    this process runs a flusher thread (started now, or after a fork on its first counted use) and
-    flushes once more at a graceful shutdown (`core.lanes.on_shutdown`, and `atexit` as a fallback)."""
-    import atexit
-
-    _flusher["wanted"] = True
-    try:
-        from core.lanes import on_shutdown
-    except ImportError:  # pragma: no cover - core.lanes is part of the project
-        on_shutdown = None
-    if on_shutdown is not None and not _flusher.get("registered"):
-        on_shutdown(stop_flusher)
-        atexit.register(stop_flusher)
-        _flusher["registered"] = True
-    start_flusher()
-
-
 def ensure_flusher() -> None:
-    """Cheap check on the counting path: a serving process whose thread did not survive a fork starts it."""
-    if _flusher.get("wanted") and _flusher["pid"] != os.getpid():
-        start_flusher()
-
-
-def start_flusher() -> None:
-    """Start this process's flusher thread (idempotent per process)."""
-    with _flusher_lock:
-        if _flusher["pid"] == os.getpid() and _flusher["thread"] is not None and _flusher["thread"].is_alive():
-            return
-        redisstate.breaker.reset()
-        stop = threading.Event()
-        interval = max(0.05, float(getattr(settings, "MAIMCONFIG_USAGE_FLUSH_SECONDS", 1.0)))
-        thread = threading.Thread(target=_loop, args=(stop, interval), name="maimconfig-usage-flusher",
-                                  daemon=True)
-        _flusher.update(pid=os.getpid(), thread=thread, stop=stop)
-        thread.start()
-
-
-def stop_flusher() -> None:
-    """Stop the thread and flush once more (graceful worker shutdown). Runs at most once per process
-    exit path; a second call only flushes again (harmless: flushes are idempotent)."""
-    with _flusher_lock:
-        thread, stop = _flusher["thread"], _flusher["stop"]
-        _flusher.update(thread=None, stop=None)
-    if stop is not None:
-        stop.set()
-    if thread is not None and thread.is_alive():
-        thread.join(timeout=5)
-    flush_all()
-    close_old_connections()
+    """Cheap check on the counting path: a serving process whose write-behind thread did not survive a fork
+    starts it (`core.background.ensure_running`)."""
+    background.ensure_running()
 
 
 # --- database path: per-process flat combining of the UPDATE ---------------------------------------------

@@ -33,6 +33,6 @@ from core.lanes import build_application  # noqa: E402 - needs the app registry
 application = build_application()
 require_secret_key()
 
-from apikeys.usage import serve_flusher  # noqa: E402
+from core import background  # noqa: E402
 
-serve_flusher()  # this worker writes pending uses to the database (apikeys.usage) and flushes at shutdown
+background.serve()  # this worker's write-behind thread (pending key uses, queued usage-log entries)

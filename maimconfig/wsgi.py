@@ -13,6 +13,6 @@ from core.handlers import ServiceWSGIHandler  # noqa: E402 - needs the app regis
 application = ServiceWSGIHandler()  # Django's WSGI handler without a transaction on safe methods
 require_secret_key()
 
-from apikeys.usage import serve_flusher  # noqa: E402
+from core import background  # noqa: E402
 
-serve_flusher()  # this worker writes pending uses to the database (apikeys.usage) and flushes at exit
+background.serve()  # this worker's write-behind thread (pending key uses, queued usage-log entries)
