@@ -95,3 +95,24 @@ def frozen_clock(monkeypatch) -> FrozenClock:
     clock = FrozenClock(datetime(2026, 11, 24, 12, 0, 15, tzinfo=UTC))
     monkeypatch.setattr(timezone, "now", lambda: clock.now)
     return clock
+
+
+@pytest.fixture
+def fresh_breaker():
+    """The Redis circuit breaker of this process closed before and after the test (`apikeys.redisstate`)."""
+    from apikeys import redisstate
+
+    redisstate.breaker.reset()
+    yield
+    redisstate.breaker.reset()
+
+
+@pytest.fixture
+def fresh_redis_state(fresh_breaker):
+    """The breaker closed and the Django cache empty (with Redis: key state, counters, read cache entries)
+    before and after the test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -92,16 +92,7 @@ def _upsert(tenant_id: str, agent_id: str, ttl_seconds: int):
         raise
 
 
-# `readcache.store`'s bump (a test checks they are the same): INCR each named generation that exists.
-_BUMP = """
-local p = ARGV[1]
-for i = 2, #ARGV do
-  local k = p .. ARGV[i]
-  if redis.call('EXISTS', k) == 1 then redis.call('INCR', k) end
-end
-return 1
-"""
-_BUMP_BYTES = _BUMP.encode()
+_BUMP_BYTES = generations.BUMP_LUA.encode()
 _BUMP_SHA = hashlib.sha1(_BUMP_BYTES).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
 
 

@@ -20,6 +20,18 @@ from django.db import transaction
 
 OPERATORS = "rc:ops"  # any operator token, user or permission change
 
+# The Lua that bumps generations in Redis (`readcache.store`, and the heartbeat fast lane on its own
+# connection): INCR each named one that exists — a missing one already fails every answer stamped with it,
+# and a reader creates it afresh with a random value. ARGV: key prefix, names…
+BUMP_LUA = """
+local p = ARGV[1]
+for i = 2, #ARGV do
+  local k = p .. ARGV[i]
+  if redis.call('EXISTS', k) == 1 then redis.call('INCR', k) end
+end
+return 1
+"""
+
 
 def tenant(tenant_id: str) -> str:
     return "rc:tenant:" + tenant_id.lower()

@@ -34,6 +34,7 @@ import secrets
 from django.conf import settings
 
 from apikeys import redisstate
+from core import generations
 
 logger = logging.getLogger("maimconfig.readcache")
 
@@ -55,16 +56,6 @@ for i = 3, #ARGV do
   out[#out + 1] = v
 end
 return out
-"""
-
-# Bump generations that exist. ARGV: prefix, names…
-_BUMP = """
-local p = ARGV[1]
-for i = 2, #ARGV do
-  local k = p .. ARGV[i]
-  if redis.call('EXISTS', k) == 1 then redis.call('INCR', k) end
-end
-return 1
 """
 
 # The fast lane's lookup: the entry if its stamps are the current generations and Redis' clock is before
@@ -117,7 +108,7 @@ def bump_now(names: tuple[str, ...]) -> None:
         return
 
     def run(client):
-        redisstate.script(client, _BUMP)(args=[redisstate.prefix(), *names])
+        redisstate.script(client, generations.BUMP_LUA)(args=[redisstate.prefix(), *names])
 
     def failed():
         redisstate.breaker.needs_generation_bump = True

@@ -14,12 +14,6 @@ from activity.serializers import ActivityOutputSerializer, activity_representati
 from core import generations
 
 
-def test_the_bump_script_is_the_read_caches():
-    from readcache import store
-
-    assert fastlane._BUMP == store._BUMP
-
-
 def test_activity_representation_is_the_serializers():
     seen = datetime(2026, 11, 24, 12, 0, 15, 123, tzinfo=UTC)
     row = AgentActivity(agent_id="agent_x", tenant_id="tenant_x", last_seen_at=seen, ttl_seconds=60,

@@ -21,20 +21,9 @@ from core.errors import ErrorCode
 from core.exceptions import ApplicationError
 from core.testing import asgi_request, spy_on_fast_handler
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_redis_state")]
 
 PATH = fastlane.ACTIVITY_PATH
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state():
-    from django.core.cache import cache
-
-    cache.clear()
-    redisstate.breaker.reset()
-    yield
-    redisstate.breaker.reset()
-    cache.clear()
 
 
 @pytest.fixture

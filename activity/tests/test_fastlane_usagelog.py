@@ -21,20 +21,9 @@ from apikeys import redisstate, usage
 from apikeys.tests.factories import ApiKeyFactory
 from core.testing import asgi_request, spy_on_fast_handler
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_redis_state")]
 
 V1, V2 = usagelog_fastlane.V1_PATH, usagelog_fastlane.V2_PATH
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state():
-    from django.core.cache import cache
-
-    cache.clear()
-    redisstate.breaker.reset()
-    yield
-    redisstate.breaker.reset()
-    cache.clear()
 
 
 class Lanes:

@@ -18,17 +18,10 @@ from apikeys.tests.factories import ApiKeyFactory
 from core import lanes
 from core.testing import asgi_request, spy_on_fast_handler
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_breaker")]
 
 VALIDATE = fastlane.VALIDATE_PATH
 VARIABLE = ("timestamp", "request_id", "execution_time")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breaker():
-    redisstate.breaker.reset()
-    yield
-    redisstate.breaker.reset()
 
 
 @pytest.fixture

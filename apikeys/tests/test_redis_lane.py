@@ -35,7 +35,7 @@ from apikeys.tests.factories import ApiKeyFactory
 from metering.models import UsageCounter
 from tenants.services import tenant_delete, tenant_update
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("apikeys.tests.urls_lane")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("apikeys.tests.urls_lane"), pytest.mark.usefixtures("fresh_breaker")]
 
 VALIDATE = "/api/v2/auth/validate-api-key"
 CHECK = "/api/v2/auth/check-permission"
@@ -56,13 +56,6 @@ def _free_port() -> int:
 def _redis_settings(url: str) -> dict:
     return {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
                         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}}}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breaker():
-    redisstate.breaker.reset()
-    yield
-    redisstate.breaker.reset()
 
 
 @pytest.fixture

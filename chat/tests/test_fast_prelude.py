@@ -15,18 +15,11 @@ from apikeys.usage import shown
 from chat import fastprelude, limits
 from chat.tests.conftest import key_for, lane_client
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_breaker")]
 
 CHAT = "/api/v2/chat"
 COMPLETIONS = "/v1/chat/completions"
 HELLO = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breaker():
-    redisstate.breaker.reset()
-    yield
-    redisstate.breaker.reset()
 
 
 class Spy:

@@ -8,14 +8,8 @@ from readcache import fastlane
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state():
-    from django.core.cache import cache
-
-    cache.clear()
-    redisstate.breaker.reset()
-    yield
-    redisstate.breaker.reset()
-    cache.clear()
+def _fresh_state(fresh_redis_state):
+    """Every read-cache test starts with a closed breaker and an empty cache (root conftest)."""
 
 
 class PrefixSpy:
