@@ -9,6 +9,28 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 
+@contextlib.contextmanager
+def statements_in_every_thread():
+    """Every SQL statement any thread runs inside the block, in order (a list filled as they run).
+
+    `django.test.utils.CaptureQueriesContext` sees one connection of one thread; the fast lanes run their
+    database work on pool threads with connections of their own, so the query budgets of those paths are
+    asserted with this instead."""
+    from unittest import mock
+
+    from django.db.backends import utils as db_utils
+
+    seen: list[str] = []
+    original = db_utils.CursorWrapper.execute
+
+    def execute(cursor, sql, params=None):
+        seen.append(sql)
+        return original(cursor, sql, params)
+
+    with mock.patch.object(db_utils.CursorWrapper, "execute", execute):
+        yield seen
+
+
 def run_concurrently(count: int, work: Callable[[int], Any]) -> list[Any]:
     """Run `work(i)` in `count` threads released together by a barrier; results in index order.
 

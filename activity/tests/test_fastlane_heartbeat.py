@@ -8,7 +8,6 @@ from unittest import mock
 
 import pytest
 from django.db import OperationalError
-from django.db.backends import utils as db_utils
 from prometheus_client import REGISTRY
 
 from activity import fastlane
@@ -19,7 +18,7 @@ from apikeys.tests.factories import ApiKeyFactory
 from core import lanes
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
-from core.testing import asgi_request, spy_on_fast_handler
+from core.testing import asgi_request, spy_on_fast_handler, statements_in_every_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_redis_state")]
 
@@ -110,14 +109,7 @@ def test_fast_heartbeat_makes_only_the_upsert(lane):
     key = ApiKeyFactory()
     put({}, key.raw_key)
     put({}, key.raw_key)  # the lane's pool thread has its database connection now
-    seen = []
-    original = db_utils.CursorWrapper.execute
-
-    def spy(self, sql, params=None):
-        seen.append(sql)
-        return original(self, sql, params)
-
-    with mock.patch.object(db_utils.CursorWrapper, "execute", spy):
+    with statements_in_every_thread() as seen:
         assert put({"ttl_seconds": 90}, key.raw_key).status_code == 200
     assert lane.outcomes == [False, True, True]
     # The test settings' CONN_MAX_AGE=0 opens a connection per request (its session set-up is not a query of

@@ -19,7 +19,7 @@ from activity.serializers import UsageLogOutputSerializer, usage_log_representat
 from agents.tests.factories import AgentFactory
 from apikeys import redisstate, usage
 from apikeys.tests.factories import ApiKeyFactory
-from core.testing import asgi_request, spy_on_fast_handler
+from core.testing import asgi_request, spy_on_fast_handler, statements_in_every_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_redis_state")]
 
@@ -163,14 +163,7 @@ def test_representation_is_the_serializers(db):
 def test_an_accepted_entry_makes_no_database_query(lane):
     key = ApiKeyFactory()
     post({"action": "chat"}, key.raw_key)
-    seen = []
-    original = db_utils.CursorWrapper.execute
-
-    def spy(self, sql, params=None):
-        seen.append(sql)
-        return original(self, sql, params)
-
-    with mock.patch.object(db_utils.CursorWrapper, "execute", spy):
+    with statements_in_every_thread() as seen:
         assert post({"action": "chat", "details": {"n": 1}}, key.raw_key).status_code == 200
     assert lane.outcomes == [False, True]
     assert seen == []

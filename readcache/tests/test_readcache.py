@@ -8,7 +8,7 @@ out. Redis-only (the read cache does not exist without it).
 import pytest
 from prometheus_client import REGISTRY
 
-from core.testing import asgi_request
+from core.testing import asgi_request, statements_in_every_thread
 from tenants.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,20 +130,9 @@ def test_every_route_fast_equals_djangos(lane, operator_token, route, headers):
 
 
 def test_a_hit_makes_no_database_query(lane, operator_token):
-    from unittest import mock
-
-    from django.db.backends import utils as db_utils
-
     path, query, _ = ROUTES["keys"]()
     get(path, operator_token, query)
-    seen = []
-    original = db_utils.CursorWrapper.execute
-
-    def spy(self, sql, params=None):
-        seen.append(sql)
-        return original(self, sql, params)
-
-    with mock.patch.object(db_utils.CursorWrapper, "execute", spy):
+    with statements_in_every_thread() as seen:
         assert get(path, operator_token, query).status_code == 200
     assert lane.outcomes == [False, True]
     assert seen == []
