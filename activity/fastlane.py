@@ -137,7 +137,7 @@ async def shutdown() -> None:
 
 # --- the handler -----------------------------------------------------------------------------------------
 
-def _agent_key(headers: dict[bytes, bytes], data: dict) -> str:
+def agent_key(headers: dict[bytes, bytes], data: dict) -> str:
     """The key `apikeys.authentication.AgentKeyAuthentication` would authenticate, for the plain cases."""
     from_header = None
     auth = headers.get(b"authorization")
@@ -174,7 +174,7 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
         data = lane.json_object(body)
         if not data.keys() <= _BODY_KEYS:
             raise lane.Declined
-        raw_key = _agent_key(headers, data)
+        raw_key = agent_key(headers, data)
         parsed = parse_key(raw_key)
         fields = heartbeat_fast_validate(data)
         if parsed is None or fields is None:
@@ -216,15 +216,24 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
                               tenant_id=record.tenant_id, language=language)
     finally:
         lane.end(tokens)
+    await answer_keyed(send, method="PUT", path=ACTIVITY_PATH, headers=headers, body=body, payload=payload,
+                       use=use, language=language, secure=secure, request_id=request_id, started=started)
+    return True
+
+
+async def answer_keyed(send, *, method: str, path: str, headers: dict[bytes, bytes], body: bytes, payload: bytes,
+                       use, language: str, secure: bool, request_id: str, started: float) -> None:
+    """Send the answer of an agent-key write the fast lane accepted (the heartbeat, the usage log): the
+    accepted verification counted, the key's `X-RateLimit-*` headers (a limited key), and the request
+    metrics Django's middleware would record."""
     _VALID.inc()
     extra = ()
     if use.rate is not None:
         extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in use.rate.headers().items()]
-    shape = lane.shape_for(ACTIVITY_PATH)
+    shape = lane.shape_for(path)
     await lane.send_json(send, shape, payload, language=language, secure=secure, request_id=request_id, extra=extra)
-    shape.metrics.record(method="PUT", secure=secure, ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest",
+    shape.metrics.record(method=method, secure=secure, ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest",
                          request_length=len(body), response_length=len(payload), started=started)
-    return True
 
 
 def register() -> bool:

@@ -26,17 +26,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.fields import SkipField
 
 from activity import writebehind
-from activity.fastlane import _agent_key
+from activity.fastlane import agent_key, answer_keyed
 from apikeys import fastlane as lane
 from apikeys import usage
 from apikeys.keys import parse_key
-from apikeys.metrics import KEY_VERIFICATIONS
 
 V1_PATH = "/api/v1/usage/log"
 V2_PATH = "/api/v2/usage-logs"
 _MESSAGE = "Usage logged"
 
-_VALID = KEY_VERIFICATIONS.labels(outcome="valid", route="request")
 
 _fields = None
 _OWN_IDS = frozenset({"tenant_id", "agent_id"})
@@ -101,7 +99,7 @@ async def usage_log_handler(scope, body: bytes, send) -> bool:
     try:
         language, secure = lane.common_checks(scope, body, headers)
         data = lane.json_object(body)
-        raw_key = _agent_key(headers, data)
+        raw_key = agent_key(headers, data)
         parsed = parse_key(raw_key)
         if parsed is None:
             raise lane.Declined
@@ -130,15 +128,9 @@ async def usage_log_handler(scope, body: bytes, send) -> bool:
             lane.end(tokens)
     except lane.Declined:
         return False
-    _VALID.inc()
-    extra = ()
-    if use.rate is not None:
-        extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in use.rate.headers().items()]
-    path = scope["path"].rstrip("/")
-    shape = lane.shape_for(path)
-    await lane.send_json(send, shape, payload, language=language, secure=secure, request_id=request_id, extra=extra)
-    shape.metrics.record(method="POST", secure=secure, ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest",
-                         request_length=len(body), response_length=len(payload), started=started)
+    await answer_keyed(send, method="POST", path=scope["path"].rstrip("/"), headers=headers, body=body,
+                       payload=payload, use=use, language=language, secure=secure, request_id=request_id,
+                       started=started)
     return True
 
 

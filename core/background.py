@@ -36,7 +36,19 @@ class Task:
 
 _tasks: dict[str, Task] = {}
 _lock = threading.Lock()
-_state: dict = {"pid": None, "thread": None, "stop": None, "wanted": False, "registered": False}
+_state: dict = {"thread": None, "stop": None, "wanted": False, "registered": False, "forked": False}
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads: forget the parent's, and a lock its thread may have
+    held at the fork. `ensure_running` then starts this process's own thread on first use (a dictionary
+    look-up on the hot path, not an `os.getpid()` system call per request)."""
+    global _lock
+    _lock = threading.Lock()
+    _state.update(thread=None, stop=None, forked=True)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def register(name: str, tick: Callable[[], object], *, final: Callable[[], object] | None = None) -> None:
@@ -71,7 +83,7 @@ def serve() -> None:
 def ensure_running() -> None:
     """Cheap check for hot paths that leave work for the thread: a serving process whose thread did not
     survive a fork starts it."""
-    if _state["wanted"] and _state["pid"] != os.getpid():
+    if _state["forked"] and _state["wanted"]:
         start()
 
 
@@ -79,12 +91,12 @@ def start() -> None:
     """Start this process's thread (idempotent per process)."""
     with _lock:
         thread = _state["thread"]
-        if _state["pid"] == os.getpid() and thread is not None and thread.is_alive():
+        if thread is not None and thread.is_alive():
             return
         stop_event = threading.Event()
         thread = threading.Thread(target=_loop, args=(stop_event, interval_seconds()), daemon=True,
                                   name="maimconfig-write-behind")
-        _state.update(pid=os.getpid(), thread=thread, stop=stop_event)
+        _state.update(thread=thread, stop=stop_event, forked=False)
     thread.start()
 
 

@@ -179,6 +179,37 @@ class FastLaneSpy:
             lanes._fast_handlers.update(saved)
 
 
+class FastPrefixSpy(FastLaneSpy):
+    """A prefix handler (`core.lanes.register_fast_prefix`) wrapped the same way, under every prefix it is
+    registered for; inside `django_only()` none of them is offered it."""
+
+    def __init__(self, handler):
+        super().__init__("", "", handler)
+
+    @contextlib.contextmanager
+    def django_only(self):
+        from core import lanes
+
+        saved = list(lanes._fast_prefixes)
+        lanes._fast_prefixes[:] = [entry for entry in saved if entry[2] is not self]
+        try:
+            yield
+        finally:
+            lanes._fast_prefixes[:] = saved
+
+
+def spy_on_fast_prefix(monkeypatch, expected) -> FastPrefixSpy:
+    """Replace the prefix handler `expected` (which must be registered) with a `FastPrefixSpy`."""
+    from core import lanes
+
+    spy = FastPrefixSpy(expected)
+    entries = [(method, prefix, spy if handler is expected else handler)
+               for method, prefix, handler in lanes._fast_prefixes]
+    assert any(handler is spy for _, _, handler in entries), f"{expected.__qualname__} is registered"
+    monkeypatch.setattr(lanes, "_fast_prefixes", entries)
+    return spy
+
+
 def spy_on_fast_handler(monkeypatch, method: str, path: str, expected) -> FastLaneSpy:
     """Replace the handler registered for `method path` (which must be `expected`) with a `FastLaneSpy`."""
     from core import lanes

@@ -200,22 +200,29 @@ def test_reads_see_pending_entries(lane, operator_client):
     assert summary["by_action"] == [{"action": "second", "count": 2}]
 
 
-def test_a_flusher_that_dies_before_its_commit_leaves_the_batch_queued(lane):
+class _Crash(Exception):
+    """A flusher's process dying at a chosen point."""
+
+
+def _queued(count: int):
+    """A key whose first entry Django stored (a cold key) and whose next `count` entries wait in Redis."""
     key = ApiKeyFactory()
     post({"action": "warm"}, key.raw_key)
-    for i in range(5):
+    for i in range(count):
         post({"action": f"a{i}"}, key.raw_key)
+    return key
 
-    class Crash(Exception):
-        pass
+
+def test_a_flusher_that_dies_before_its_commit_leaves_the_batch_queued(lane):
+    _queued(5)
 
     real_executemany = db_utils.CursorWrapper.executemany
 
     def dies_mid_batch(self, sql, rows):
         real_executemany(self, sql, list(rows)[:2])  # part of the batch written, then the process dies
-        raise Crash
+        raise _Crash
 
-    with mock.patch.object(db_utils.CursorWrapper, "executemany", dies_mid_batch), pytest.raises(Crash):
+    with mock.patch.object(db_utils.CursorWrapper, "executemany", dies_mid_batch), pytest.raises(_Crash):
         writebehind.flush()
     assert _rows() == 1 and writebehind.pending_count() == 5  # rolled back, all still queued
     assert writebehind.flush() == 5
@@ -223,19 +230,13 @@ def test_a_flusher_that_dies_before_its_commit_leaves_the_batch_queued(lane):
 
 
 def test_a_batch_flushed_again_after_its_commit_is_stored_once(lane, monkeypatch):
-    key = ApiKeyFactory()
-    post({"action": "warm"}, key.raw_key)
-    for i in range(5):
-        post({"action": f"a{i}"}, key.raw_key)
-
-    class Crash(Exception):
-        pass
+    _queued(5)
 
     def dies_before_the_delete(*args, **kwargs):
-        raise Crash  # committed, then killed before the entries left Redis
+        raise _Crash  # committed, then killed before the entries left Redis
 
     monkeypatch.setattr(writebehind, "_after_commit", dies_before_the_delete)
-    with pytest.raises(Crash):
+    with pytest.raises(_Crash):
         writebehind.flush()
     monkeypatch.undo()
     assert _rows() == 6 and writebehind.pending_count() == 5
@@ -245,10 +246,7 @@ def test_a_batch_flushed_again_after_its_commit_is_stored_once(lane, monkeypatch
 
 @pytest.mark.mariadb  # SQLite's shared in-memory test database refuses concurrent writers ("table is locked")
 def test_concurrent_flushers_store_each_entry_once(lane):
-    key = ApiKeyFactory()
-    post({"action": "warm"}, key.raw_key)
-    for i in range(30):
-        post({"action": f"a{i}"}, key.raw_key)
+    _queued(30)
     barrier = threading.Barrier(3)
     errors = []
 

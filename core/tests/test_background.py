@@ -18,7 +18,7 @@ def tasks(settings):
     saved_tasks, saved_state = dict(background._tasks), dict(background._state)
     background._tasks.clear()  # the apps' own tasks are set aside (and not run) while this test runs
     background.stop()  # no thread of an earlier test
-    background._state.update(pid=None, thread=None, stop=None, wanted=False)
+    background._state.update(thread=None, stop=None, wanted=False, forked=False)
     yield background
     background.stop()
     background._tasks.clear()
@@ -91,6 +91,7 @@ def test_a_forked_worker_starts_its_own_thread_on_first_use(tasks, monkeypatch):
     tasks.register("counts", tick)
     tasks.ensure_running()
     assert tasks._state["thread"] is None  # not a serving process: nothing starts
-    tasks._state.update(wanted=True, pid=-1)  # as in a child forked from a process that served
+    tasks._state["wanted"] = True  # a serving process…
+    tasks._after_fork_in_child()  # …forked (what os.register_at_fork runs in the child)
     tasks.ensure_running()
     assert _wait_for(lambda: ticks)
