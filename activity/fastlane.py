@@ -200,8 +200,7 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
         activity, names = await loop.run_in_executor(pool.executor, _upsert, record.tenant_id, record.agent_id,
                                                      fields["ttl_seconds"])
     except Exception:  # noqa: BLE001 - Django answers whatever the failure was, with the use counted
-        counted = usage.UseResult(True, use.rate, True, pending=use.pending,
-                                  last_used_at=usage._dt(use.pending.last_used_us))
+        counted = use.counted()
         token = usage.precounted_use.set((record.id, counted))
         try:
             await pool(scope, body, send)

@@ -630,6 +630,12 @@ class KeyUse:
         self.use_id = use_id
         self.log_id = log_id  # the id of the usage-log entry the script queued (`run_key_script(log_entry=…)`)
 
+    def counted(self) -> usage.UseResult:
+        """This use as `apikeys.usage.count_use` would have answered it: what a fast path hands to Django
+        (`usage.precounted_use`) when Django must answer a request whose use the script already counted."""
+        return usage.UseResult(True, self.rate, True, pending=self.pending,
+                               last_used_at=usage._dt(self.pending.last_used_us))
+
 
 async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, count: bool,
                          throttle_ident: str | None, log_entry: str = "", slots: tuple = ()) -> KeyUse:

@@ -136,8 +136,7 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
             raise
     except lane.Declined:
         return None
-    counted = usage.UseResult(True, use.rate, True, pending=use.pending,
-                              last_used_at=usage._dt(use.pending.last_used_us))
+    counted = use.counted()
     principal = AgentKeyPrincipal(record, using_previous_secret=use.previous)
     return FastPrelude(principal, slots, (record.id, counted))
 

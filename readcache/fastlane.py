@@ -152,8 +152,7 @@ async def _use_key(raw_key: str, parsed, permission: str, entry: store.Entry) ->
         return None
     rate = {} if use.rate is None else {name.lower(): value for name, value in use.rate.headers().items()}
     if set(rate) != entry.rate_names():
-        counted = usage.UseResult(True, use.rate, True, pending=use.pending,
-                                  last_used_at=usage._dt(use.pending.last_used_us))
+        counted = use.counted()
         usage.precounted_use.set((use.record.id, counted))
         return None
     _VALID.inc()
