@@ -38,7 +38,7 @@ from core import generations
 
 from apikeys import fastlane as lane
 from apikeys import redisstate, usage
-from apikeys.keys import KEY_PREFIX, parse_key
+from apikeys.keys import parse_key
 from apikeys.metrics import KEY_VERIFICATIONS
 
 logger = logging.getLogger("maimconfig.fastlane")
@@ -137,31 +137,6 @@ async def shutdown() -> None:
 
 # --- the handler -----------------------------------------------------------------------------------------
 
-def agent_key(headers: dict[bytes, bytes], data: dict) -> str:
-    """The key `apikeys.authentication.AgentKeyAuthentication` would authenticate, for the plain cases."""
-    from_header = None
-    auth = headers.get(b"authorization")
-    if auth is not None:
-        parts = auth.split()
-        if len(parts) != 2 or parts[0].lower() not in (b"bearer", b"token"):
-            raise lane.Declined
-        try:
-            from_header = parts[1].decode("utf-8")
-        except UnicodeError:
-            raise lane.Declined from None
-        if not from_header.startswith(KEY_PREFIX):
-            raise lane.Declined  # an operator token: Django
-    from_body = data.get("api_key")
-    if from_body is not None and (type(from_body) is not str or from_body != from_body.strip()):
-        raise lane.Declined
-    if from_header is not None and from_body is not None and from_header != from_body:
-        raise lane.Declined  # Django answers the 400
-    raw_key = from_header if from_header is not None else from_body
-    if raw_key is None:
-        raise lane.Declined
-    return raw_key
-
-
 async def heartbeat_handler(scope, body: bytes, send) -> bool:
     """`core.lanes` fast handler of `PUT /api/v2/agent-activity` (module docstring)."""
     from activity.serializers import activity_representation, heartbeat_fast_validate
@@ -174,7 +149,7 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
         data = lane.json_object(body)
         if not data.keys() <= _BODY_KEYS:
             raise lane.Declined
-        raw_key = agent_key(headers, data)
+        raw_key = lane.agent_key(headers, data)
         parsed = parse_key(raw_key)
         fields = heartbeat_fast_validate(data)
         if parsed is None or fields is None:

@@ -26,7 +26,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.fields import SkipField
 
 from activity import writebehind
-from activity.fastlane import agent_key, answer_keyed
+from activity.fastlane import answer_keyed
 from apikeys import fastlane as lane
 from apikeys import usage
 from apikeys.keys import parse_key
@@ -99,7 +99,7 @@ async def usage_log_handler(scope, body: bytes, send) -> bool:
     try:
         language, secure = lane.common_checks(scope, body, headers)
         data = lane.json_object(body)
-        raw_key = agent_key(headers, data)
+        raw_key = lane.agent_key(headers, data)
         parsed = parse_key(raw_key)
         if parsed is None:
             raise lane.Declined

@@ -15,6 +15,7 @@ from agents import configdoc
 from agents.models import Agent, AgentConfigVersion
 from audit.models import AuditAction, AuditTarget
 from audit.services import audit_record, changes_between, snapshot
+from core import generations
 from core.context import current_actor, current_request_id
 from core.errors import ErrorCode
 from core.exceptions import ApplicationError
@@ -286,6 +287,7 @@ def agent_reencrypt_provider_keys(*, agent_id: str, dry_run: bool = False) -> tu
         document, rotated, failed = configdoc.reencrypt_document(agent.config or {})
         if rotated and not dry_run:
             Agent.objects.filter(pk=agent.pk).update(config=document)
+            generations.bump((generations.agent(agent.pk),))  # an update() sends no post_save
         if not dry_run:
             # The stored versions too, so a rollback after the old key is retired still decrypts. Keys
             # no configured key decrypts stay as they are (the agent's own are reported above).

@@ -54,7 +54,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 
 from apikeys import keycache, ratelimit, redisstate, usage, verification
-from apikeys.keys import hash_key, parse_key
+from apikeys.keys import KEY_PREFIX, hash_key, parse_key
 from apikeys.selectors import KeyRecord
 from core.context import request_id_from_header, request_id_var, request_started_var
 
@@ -80,9 +80,12 @@ def _slot(name: str) -> int:
 #        use whose reply was lost can be reconciled without knowing the key beforehand), 18 a usage-log
 #        entry to queue for the database ('' or absent = none; only with 12 = '1': `activity.writebehind`),
 #        19 the chat slots' scope prefix (`chat.limits`; '' or absent = take no slot; only with 12 = '1'),
-#        20 now (ms), 21 the slot's expiry (ms), 22 slot token, 23 per-key limit, 24 per-tenant limit.
+#        20 now (ms), 21 the slot's expiry (ms), 22 slot token, 23 per-key limit, 24 per-tenant limit,
+#        25 a generation (`core.generations` name) to read with the use ('' or absent = none; only with 12 =
+#        '1'; created with the fresh value ARGV[5] when missing: `chat.express` stamps its agent cache with it).
 # Returns {'throttled'} | {'miss'} | {'refused'} | {'busy'} | {'limited'} | {'noids'} (nothing consumed), or
-#         {'ok', entry, previous 0/1, window count (-1: unlimited key), epoch, total, last, usage-log id}.
+#         {'ok', entry, previous 0/1, window count (-1: unlimited key), epoch, total, last, usage-log id,
+#          the generation of ARGV 25, the global generation}.
 # With an entry, the script takes the next id of the reserved usage-log id blocks (`ul:ids`, `ul:blocks`;
 # 'noids' when none is left) and appends the entry to the stream `ul:stream` after the use is counted.
 _SCRIPT = """
@@ -214,7 +217,16 @@ if log ~= '' then
   redis.call('XADD', p .. 'ul:stream', '*', 'i', string.format('%d', nxt), 'k', key_id, 'e', log)
   log_id = nxt
 end
-return {'ok', entry, previous, count, epoch, total, last, log_id}
+local gen = false
+if (ARGV[25] or '') ~= '' then
+  local gk = p .. ARGV[25]
+  gen = redis.call('GET', gk)
+  if not gen then
+    redis.call('SET', gk, ARGV[5])
+    gen = ARGV[5]
+  end
+end
+return {'ok', entry, previous, count, epoch, total, last, log_id, gen, ggen}
 """
 SCRIPT = re.sub(r"@(\w+)@", lambda m: str(_slot(m.group(1))), _SCRIPT)
 _SCRIPT_BYTES = SCRIPT.encode()
@@ -424,6 +436,31 @@ def json_object(body: bytes) -> dict:
     return data
 
 
+def agent_key(headers: dict[bytes, bytes], data: dict) -> str:
+    """The key `apikeys.authentication.AgentKeyAuthentication` would authenticate, for the plain cases."""
+    from_header = None
+    auth = headers.get(b"authorization")
+    if auth is not None:
+        parts = auth.split()
+        if len(parts) != 2 or parts[0].lower() not in (b"bearer", b"token"):
+            raise Declined
+        try:
+            from_header = parts[1].decode("utf-8")
+        except UnicodeError:
+            raise Declined from None
+        if not from_header.startswith(KEY_PREFIX):
+            raise Declined  # an operator token: Django
+    from_body = data.get("api_key")
+    if from_body is not None and (type(from_body) is not str or from_body != from_body.strip()):
+        raise Declined
+    if from_header is not None and from_body is not None and from_header != from_body:
+        raise Declined  # Django answers the 400
+    raw_key = from_header if from_header is not None else from_body
+    if raw_key is None:
+        raise Declined
+    return raw_key
+
+
 # --- the response ------------------------------------------------------------------------------------------
 
 def _middleware(name: str) -> bool:
@@ -439,6 +476,29 @@ def _middleware(name: str) -> bool:
         if isinstance(installed, type) and issubclass(installed, wanted):
             return True
     return False
+
+
+def security_headers() -> tuple[tuple[bytes, bytes] | None, list[tuple[bytes, bytes]]]:
+    """What Django's SecurityMiddleware adds to an answer, from the settings: the HSTS header (sent on
+    HTTPS only; None when not configured) and the others, in its order."""
+    hsts = None
+    if settings.SECURE_HSTS_SECONDS:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        hsts = (b"strict-transport-security", value.encode("latin-1"))
+    tail = []
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        tail.append((b"x-content-type-options", b"nosniff"))
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        value = ",".join([v.strip() for v in policy.split(",")] if isinstance(policy, str) else policy)
+        tail.append((b"referrer-policy", value.encode("latin-1")))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        tail.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode("latin-1")))
+    return hsts, tail
 
 
 class ResponseShape:
@@ -466,27 +526,9 @@ class ResponseShape:
         self.frame = (settings.X_FRAME_OPTIONS.upper().encode("latin-1")
                       if _middleware("django.middleware.clickjacking.XFrameOptionsMiddleware") else None)
         self.common = _middleware("django.middleware.common.CommonMiddleware")
-        security = _middleware("django.middleware.security.SecurityMiddleware")
-        self.hsts = None
-        tail = []
-        if security:
-            if settings.SECURE_HSTS_SECONDS:
-                hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
-                if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-                    hsts += "; includeSubDomains"
-                if settings.SECURE_HSTS_PRELOAD:
-                    hsts += "; preload"
-                self.hsts = (b"strict-transport-security", hsts.encode("latin-1"))
-            if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-                tail.append((b"x-content-type-options", b"nosniff"))
-            policy = settings.SECURE_REFERRER_POLICY
-            if policy:
-                value = ",".join([v.strip() for v in policy.split(",")] if isinstance(policy, str) else policy)
-                tail.append((b"referrer-policy", value.encode("latin-1")))
-            if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-                tail.append((b"cross-origin-opener-policy",
-                             settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode("latin-1")))
-        self.security_tail = tail
+        self.hsts, self.security_tail = None, []
+        if _middleware("django.middleware.security.SecurityMiddleware"):
+            self.hsts, self.security_tail = security_headers()
         self.request_id = _middleware("core.middleware.RequestContextMiddleware")
         self.metrics = _Metrics(self.view_name)
 
@@ -620,15 +662,17 @@ def _token() -> str:
 class KeyUse:
     """What the script answered for a valid key: the record and the verdict's rate and pending usage."""
 
-    __slots__ = ("record", "previous", "rate", "pending", "use_id", "log_id")
+    __slots__ = ("record", "previous", "rate", "pending", "use_id", "log_id", "stamp")
 
-    def __init__(self, record, previous, rate, pending, use_id, log_id=None):
+    def __init__(self, record, previous, rate, pending, use_id, log_id=None, stamp=None):
         self.record = record
         self.previous = previous
         self.rate = rate
         self.pending = pending
         self.use_id = use_id
         self.log_id = log_id  # the id of the usage-log entry the script queued (`run_key_script(log_entry=…)`)
+        # (generation, global generation) read with the use (`run_key_script(generation=…)`), else None
+        self.stamp = stamp
 
     def counted(self) -> usage.UseResult:
         """This use as `apikeys.usage.count_use` would have answered it: what a fast path hands to Django
@@ -638,12 +682,14 @@ class KeyUse:
 
 
 async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, count: bool,
-                         throttle_ident: str | None, log_entry: str = "", slots: tuple = ()) -> KeyUse:
+                         throttle_ident: str | None, log_entry: str = "", slots: tuple = (),
+                         generation: str = "") -> KeyUse:
     """Checks 1-8 of spec §6.2 for a warm key in one round trip (see `_SCRIPT`); raises Declined for
     anything but a valid verdict (nothing consumed then). `log_entry` (with `count`): a usage-log entry
     queued for the database in the same round trip; its id is `KeyUse.log_id`. `slots` (with `count`):
-    ARGV 19-24, one chat concurrency slot taken in the same round trip (`chat.fastprelude`). A reply lost
-    to a Redis error raises `Declined("lost")` (the script may have run)."""
+    ARGV 19-24, one chat concurrency slot taken in the same round trip (`chat.fastprelude`). `generation`
+    (with `slots`): a `core.generations` name read in the same round trip, with the global generation, as
+    `KeyUse.stamp`. A reply lost to a Redis error raises `Declined("lost")` (the script may have run)."""
     client = loop_client()
     if client is None:
         raise Declined
@@ -666,6 +712,10 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
     args = [prefix, digest, parsed.tenant_id, parsed.agent_id, str(random.getrandbits(52)), throttle_key,
             throttle_num, throttle_ttl, now_us, "1" if permission is not None else "0", permission or "",
             "1" if count else "0", window_number, reset + 5, _token(), meter, use_id, log_entry, *slots]
+    if generation:
+        if not (count and len(slots) == 6):
+            raise ValueError("A generation is read only with a counted use and a chat slot (ARGV 25).")
+        args.append(generation)
     try:
         reply = await client.fast.evalsha(_SCRIPT_SHA, _SCRIPT_BYTES, args)
     except redisstate._redis_errors() as exc:
@@ -697,7 +747,8 @@ def _key_use(record, reply, parsed, now, permission, count, reset, use_id) -> Ke
                                                               reset_seconds=reset, allowed=count_now < limit)
         pending = usage.Pending(epoch=usage._text(epoch), total=int(total or 0),
                                 last_used_us=int(last) if last is not None else None)
-    return KeyUse(record, bool(previous), rate, pending, use_id, reply[7] if len(reply) > 7 else None)
+    stamp = (reply[8], reply[9]) if len(reply) > 9 and reply[8] is not None else None
+    return KeyUse(record, bool(previous), rate, pending, use_id, reply[7] if len(reply) > 7 else None, stamp)
 
 
 def checked_verification(use: KeyUse, parsed, now, permission: str | None):

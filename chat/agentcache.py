@@ -87,6 +87,30 @@ def entry(agent_id: str, raw: str | bytes | None, decode: Callable[[Any], Any]) 
 def clear() -> None:
     with _lock:
         _entries.clear()
+        _stamped.clear()
+
+
+# --- The express's agents (chat.express): the row itself, stamped with its generation ---------------------
+
+_stamped: OrderedDict[str, tuple[tuple, Any]] = OrderedDict()
+
+
+def stamped_agent(agent_id: str, stamp: tuple) -> Any | None:
+    """The agent `remember_agent` kept for `agent_id` if it was read under the generation `stamp` (read
+    from Redis before the agent was: `chat.signals`), else None. Read only on the event loop."""
+    found = _stamped.get(agent_id)
+    if found is not None and found[0] == stamp:
+        return found[1]
+    return None
+
+
+def remember_agent(agent_id: str, stamp: tuple, agent: Any) -> None:
+    """Keep `agent` (as `chat.selectors.key_agent` read it, after `stamp` was read) for the express."""
+    with _lock:
+        _stamped[agent_id] = (stamp, agent)
+        _stamped.move_to_end(agent_id)
+        while len(_stamped) > MAX_ENTRIES:
+            _stamped.popitem(last=False)
 
 
 _env_names: dict[tuple, tuple[str, ...]] = {}

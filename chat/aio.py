@@ -169,3 +169,36 @@ def drf_call(view_cls, django_request, body: Callable[[DRFCall], Any], principal
         if call is None:
             raise
         return call.fail(exc)
+
+
+# --- A chat request's concurrency slots (chat.limits), given back however the request ends ----------------
+
+def last_burst_release(slots):
+    """What the request's last burst releases: per-process slots (no hop of their own); shared ones (Redis)
+    are released on the loop after it (`release_slots`: one pipelined command, no redis-py round trip in a
+    database thread)."""
+    return None if slots.shared else slots.release
+
+
+async def release_slots(slots) -> None:
+    if slots.released:  # freed in the request's last burst: no hop
+        return
+    try:
+        if await slots.release_on_loop():
+            return
+        await run_db(slots.release)
+    except BaseException:  # cancelled (client gone) or the executor failed: release in the background
+        submit_db(slots.release)
+        raise
+
+
+async def releasing_chunks(chunks, slots):
+    """A streamed body that releases the request's slots when it ends, however it ends."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        try:
+            await release_slots(slots)
+        except BaseException:  # noqa: BLE001 - already handed to the background
+            pass

@@ -7,8 +7,13 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self):
+        from chat import express, signals
         from chat.aio import shutdown_db_executor
         from core.lanes import on_shutdown, on_startup
+
+        signals.connect()
+        # With Redis, the common chat request is answered on the event loop (README "Serving model").
+        express.register()
 
         # Load the TLS trust store and the HTTP client before the first chat request, not during its deadline.
         on_startup(_warm_up)

@@ -61,6 +61,7 @@ class FastPrelude:
     principal: AgentKeyPrincipal
     slots: limits.Slots
     counted: tuple  # (key id, usage.UseResult): the value of `usage.precounted_use`
+    use: lane.KeyUse  # the script's answer (the key's window state; the generation stamp asked for)
 
 
 def _body_key(request) -> str | None:
@@ -103,6 +104,15 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
         return None
     try:
         raw_key = _raw_key(request, body_key=body_key)
+    except lane.Declined:
+        return None
+    return await take_key(raw_key)
+
+
+async def take_key(raw_key: str, *, generation: str = "") -> FastPrelude | None:
+    """`take` for a key already read from the request (`chat.express` reads it from the raw headers and
+    body). `generation`: a `core.generations` name read in the same round trip (`FastPrelude.use.stamp`)."""
+    try:
         parsed = parse_key(raw_key)
         if parsed is None:
             raise lane.Declined
@@ -115,7 +125,7 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
                      settings.MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_KEY, settings.MAIMCONFIG_CHAT_MAX_INFLIGHT_PER_TENANT)
         script = asyncio.ensure_future(lane.run_key_script(
             raw_key=raw_key, parsed=parsed, now=now, permission=CHAT_PERMISSION, count=True, throttle_ident=None,
-            slots=slot_args))
+            slots=slot_args, generation=generation))
         try:
             # Shielded: a request cancelled meanwhile (its client gone) still learns the script's answer, and
             # gives back the slot it may have taken.
@@ -138,7 +148,7 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
         return None
     counted = use.counted()
     principal = AgentKeyPrincipal(record, using_previous_secret=use.previous)
-    return FastPrelude(principal, slots, (record.id, counted))
+    return FastPrelude(principal, slots, (record.id, counted), use)
 
 
 def _release_after_cancel(tenant_id: str, token: str, script: asyncio.Future) -> None:

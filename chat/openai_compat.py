@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from chat import metrics, upstream
-from chat.services import (PreparedChat, count_failure, count_usage, estimated_usage, generate_reply,
-                           offline_reply_of, releasing, with_keepalive, KEEPALIVE_SECONDS, Reply)
-from chat.aio import run_db
+from chat import writes
+from chat.services import (PreparedChat, count_failure, estimated_usage, generate_reply, offline_reply_of,
+                           with_keepalive, KEEPALIVE_SECONDS, Reply)
 from chat.streaming import KEEPALIVE, openai_chunk, sse_data
 from core.envelope import openai_error_body
 from core.errors import ErrorCode
@@ -73,8 +73,7 @@ async def completion_create(*, prepared: PreparedChat, data: dict, api_key_id: s
         await count_failure(route="openai", prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
                             release=release)
         raise
-    await run_db(releasing, count_usage, release, route="openai", prepared=prepared, api_key_id=api_key_id,
-                 reply=reply)
+    await writes.count(release=release, route="openai", prepared=prepared, api_key_id=api_key_id, reply=reply)
     metrics.chat_request("openai", reply.responder, "ok")
     return {
         "id": completion_id(),
@@ -146,8 +145,8 @@ async def _frames(prepared: PreparedChat, include_usage: bool, fragments: AsyncI
             metrics.observe_upstream(stream.target.provider_kind, time.perf_counter() - stream.started)
             reply = Reply(stream.content, prepared.model, "llm", stream.finish_reason,
                           stream.usage or estimated_usage(messages, stream.content), stream.latency_ms)
-            await run_db(releasing, count_usage, release, route="openai", prepared=prepared,
-                         api_key_id=api_key_id, reply=reply)
+            await writes.count(release=release, route="openai", prepared=prepared, api_key_id=api_key_id,
+                               reply=reply)
         yield openai_chunk(base, [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}], **usage_field)
         if include_usage:
             yield openai_chunk(base, [], _usage(reply.usage))

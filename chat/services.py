@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent
-from chat import agentcache, metrics, selectors, upstream
+from chat import agentcache, metrics, selectors, upstream, writes
 from chat.aio import run_db, sqlite_lock
 from chat.llm import Usage
 from chat.models import ChatConversation, ChatMessage
@@ -39,7 +39,7 @@ logger = logging.getLogger("maimconfig.chat")
 KEEPALIVE_SECONDS = 15.0
 
 @contextlib.contextmanager
-def _db_turn():
+def db_turn():
     """Chat database work on SQLite takes turns (see `chat.aio.sqlite_lock`)."""
     from django.db import connection
 
@@ -116,7 +116,7 @@ def prompt_messages(prepared: PreparedChat, *, conversation_id: str, message: st
     `fresh` conversation (its id just generated here) has no stored turn: no query."""
     turns: list[tuple[str, str]] = []
     if not fresh:
-        with _db_turn():
+        with db_turn():
             turns = conversation_recent_turns(agent_id=prepared.agent.id, conversation_id=conversation_id,
                                               turns=prepared.max_context_size)
     messages = [{"role": "system", "content": prepared.system_prompt}]
@@ -150,41 +150,45 @@ async def generate_reply(prepared: PreparedChat, messages: list[dict], *, excerp
 
 # --- Usage counters (issue 10 item 6) ---------------------------------------------------------------
 
-def count_usage(*, route: str, prepared: PreparedChat, api_key_id: str | None, reply: Reply | None = None,
-                error_code: str | None = None) -> None:
-    """Add one chat call to the hourly usage counters (`metering`): on an upstream answer, `chat.requests`
-    (dimension: the route) and the tokens in and out (dimension: the model); on an upstream failure,
-    `chat.upstream_errors` (dimension: the code). Offline replies call no model and count nothing."""
+def usage_increments(*, route: str, prepared: PreparedChat, api_key_id: str | None, reply: Reply | None = None,
+                     error_code: str | None = None) -> list:
+    """One chat call's additions to the hourly usage counters (`metering`): on an upstream answer,
+    `chat.requests` (dimension: the route) and the tokens in and out (dimension: the model); on an upstream
+    failure, `chat.upstream_errors` (dimension: the code). Offline replies call no model and count nothing."""
     from metering.metrics import CHAT_REQUESTS, CHAT_TOKENS_IN, CHAT_TOKENS_OUT, CHAT_UPSTREAM_ERRORS
-    from metering.services import Increment, counters_add
+    from metering.services import Increment
 
     scope = {"tenant_id": prepared.agent.tenant_id, "agent_id": prepared.agent.id, "api_key_id": api_key_id}
     if reply is not None:
         if reply.responder != "llm":
-            return
-        increments = [Increment(metric=CHAT_REQUESTS, dimension=route, **scope),
-                      Increment(metric=CHAT_TOKENS_IN, value=reply.usage.prompt_tokens, dimension=reply.model,
-                                **scope),
-                      Increment(metric=CHAT_TOKENS_OUT, value=reply.usage.completion_tokens,
-                                dimension=reply.model, **scope)]
-    elif error_code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
-        increments = [Increment(metric=CHAT_UPSTREAM_ERRORS, dimension=error_code, **scope)]
-    else:
+            return []
+        return [Increment(metric=CHAT_REQUESTS, dimension=route, **scope),
+                Increment(metric=CHAT_TOKENS_IN, value=reply.usage.prompt_tokens, dimension=reply.model, **scope),
+                Increment(metric=CHAT_TOKENS_OUT, value=reply.usage.completion_tokens, dimension=reply.model,
+                          **scope)]
+    if error_code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
+        return [Increment(metric=CHAT_UPSTREAM_ERRORS, dimension=error_code, **scope)]
+    return []
+
+
+def add_counters(increments: list) -> None:
+    """Add `increments` to the usage counters in one upsert; a failure is logged, never raised (a counter
+    never fails the chat it counts)."""
+    if not increments:
         return
+    from metering.services import counters_add
+
     try:
         counters_add(increments=increments)
-    except Exception:  # noqa: BLE001 - a counter never fails the chat it counts
+    except Exception:  # noqa: BLE001
         logger.exception("Recording chat usage counters failed")
 
 
-def releasing(fn, release: Callable[[], None] | None, /, **kwargs):
-    """`fn(**kwargs)`, then `release()` (the request's concurrency slots) however it ends: one burst for
-    the request's last database work and the release of its slots."""
-    try:
-        return fn(**kwargs)
-    finally:
-        if release is not None:
-            release()
+def count_usage(*, route: str, prepared: PreparedChat, api_key_id: str | None, reply: Reply | None = None,
+                error_code: str | None = None) -> None:
+    """Add one chat call to the hourly usage counters (`usage_increments`)."""
+    add_counters(usage_increments(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply,
+                                  error_code=error_code))
 
 
 async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str | None, code: str,
@@ -192,8 +196,7 @@ async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str |
     """Count an upstream failure; `release` (the slots) runs in the same burst when there is one."""
     metrics.chat_request(route, prepared.responder, code)
     if code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
-        await run_db(releasing, count_usage, release, route=route, prepared=prepared, api_key_id=api_key_id,
-                     error_code=code)
+        await writes.count(release=release, route=route, prepared=prepared, api_key_id=api_key_id, error_code=code)
 
 
 def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: str, user_id: str | None,
@@ -202,8 +205,8 @@ def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: st
                     fresh: bool = False) -> tuple[ChatMessage, ChatMessage]:
     """Store one completed turn: the user's message and the reply, in one transaction; then count it. A
     `fresh` conversation (id generated for this turn) is inserted without looking it up first. The chat
-    routes run it through `releasing`, so the request's slots are freed in the same burst."""
-    with _db_turn():
+    routes write it in their worker's next batch (`chat.writes`), which also frees the request's slots."""
+    with db_turn():
         with transaction.atomic():
             stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
                             user_id=user_id, message=message, reply=reply, request_id=request_id,
@@ -215,6 +218,26 @@ def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: st
 
 def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at, fresh=False):
     """The turn's rows: the conversation (created or moved on), then both messages in one INSERT."""
+    user_message, assistant = _turn_rows(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
+                                         user_id=user_id, message=message, reply=reply, request_id=request_id,
+                                         received_at=received_at, fresh=fresh)
+    selectors.insert([user_message, assistant])  # the user's message first (reply_to)
+    return user_message, assistant
+
+
+def store_turns(turns: list[dict]) -> list[tuple[ChatMessage, ChatMessage]]:
+    """Inside a transaction: the rows of several turns (`chat.writes`, arguments as `chat_turn_store`'s):
+    each conversation as `_store` does, then every message in one INSERT (the users' first: `reply_to`)."""
+    keys = ("agent", "api_key_id", "conversation_id", "user_id", "message", "reply", "request_id", "received_at",
+            "fresh")
+    pairs = [_turn_rows(**{k: turn[k] for k in keys if k in turn}) for turn in turns]
+    selectors.insert([user for user, _ in pairs] + [assistant for _, assistant in pairs])
+    return pairs
+
+
+def _turn_rows(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at,
+               fresh=False) -> tuple[ChatMessage, ChatMessage]:
+    """The turn's conversation row (inserted, or created or moved on) and its two messages, not yet inserted."""
     now = timezone.now()
     replied_at = now if now > received_at else received_at + timedelta(microseconds=1)
     if fresh:
@@ -241,7 +264,6 @@ def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, reque
         total_tokens=reply.usage.total_tokens, usage_estimated=reply.usage.estimated, latency_ms=reply.latency_ms,
         created_at=replied_at, **common,
     )
-    selectors.insert([user_message, assistant])  # the user's message first (reply_to)
     return user_message, assistant
 
 
@@ -329,11 +351,10 @@ async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: st
         if deadline is not None and asyncio.get_running_loop().time() >= deadline:
             raise ApplicationError(ErrorCode.CHAT_003, "The batch reached its time limit before this item ran.")
         reply = await generate_reply(prepared, messages, excerpt_source=turn.message, deadline=deadline)
-        user_message, assistant = await run_db(
-            releasing, chat_turn_store, release, agent=prepared.agent, api_key_id=api_key_id,
-            conversation_id=conversation_id, user_id=turn.user_id, message=turn.message, reply=reply,
-            request_id=request_id, received_at=received_at, route=route, prepared=prepared,
-            fresh=not turn.conversation_id)
+        user_message, assistant = await writes.store_turn(
+            release=release, agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id,
+            user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
+            received_at=received_at, route=route, prepared=prepared, fresh=not turn.conversation_id)
     except ApplicationError as exc:
         await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
                             release=release)
@@ -477,11 +498,10 @@ async def chat_stream(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: 
         usage = stream.usage or estimated_usage(messages, stream.content)
         reply = Reply(stream.content, prepared.model, "llm", stream.finish_reason, usage, stream.latency_ms)
     try:
-        user_message, assistant = await run_db(
-            releasing, chat_turn_store, release, agent=agent, api_key_id=api_key_id,
-            conversation_id=conversation_id, user_id=turn.user_id, message=turn.message, reply=reply,
-            request_id=request_id, received_at=received_at, route="chat", prepared=prepared,
-            fresh=not turn.conversation_id)
+        user_message, assistant = await writes.store_turn(
+            release=release, agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
+            user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
+            received_at=received_at, route="chat", prepared=prepared, fresh=not turn.conversation_id)
     except Exception as exc:  # noqa: BLE001 - INTERNAL_ERROR event, code path 3 of 3
         metrics.chat_request("chat", reply.responder, ErrorCode.INTERNAL_ERROR.value)
         yield "error", _internal_error("Storing the chat turn failed", exc)

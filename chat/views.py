@@ -36,7 +36,8 @@ from apikeys import usage
 from apikeys.access import authorize_key_scope, consume_key_use
 from apikeys.permissions import AgentKeyRequired, OperatorOrAgentKey
 from chat import fastprelude, limits, openai_compat, selectors, services
-from chat.aio import DRFCall, drf_call, run_admitted, run_db, submit_db
+from chat.aio import (DRFCall, drf_call, last_burst_release, release_slots, releasing_chunks, run_admitted,
+                      submit_db)
 from chat.serializers import (
     ChatAgentFilterSerializer,
     ChatAgentOutputSerializer,
@@ -267,37 +268,6 @@ def _release_on_error(slots: limits.Slots, work):
         raise
 
 
-def _last_burst_release(slots: limits.Slots):
-    """What the request's last burst releases: per-process slots (no hop of their own); shared ones (Redis)
-    are released on the loop after it (`_release`: one pipelined command, no redis-py round trip in a
-    database thread)."""
-    return None if slots.shared else slots.release
-
-
-async def _release(slots: limits.Slots) -> None:
-    if slots.released:  # freed in the request's last burst: no hop
-        return
-    try:
-        if await slots.release_on_loop():
-            return
-        await run_db(slots.release)
-    except BaseException:  # cancelled (client gone) or the executor failed: release in the background
-        submit_db(slots.release)
-        raise
-
-
-async def _releasing(chunks, slots: limits.Slots):
-    """A streamed body that releases the request's slots when it ends, however it ends."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        try:
-            await _release(slots)
-        except BaseException:  # noqa: BLE001 - already handed to the background
-            pass
-
-
 def _single_reply_prelude(input_serializer, *, history: bool = False):
     """The database burst before a one-reply route (`/api/v2/chat`, `/v1/chat/completions`) calls the model:
     take the in-flight slots, check the key's scope, validate the body, load the agent, and with `history`
@@ -351,7 +321,7 @@ async def _first_burst(view_cls, request, prelude, *, body_key: bool):
     finally:
         usage.precounted_use.reset(token)
     if isinstance(p, HttpResponseBase):  # refused before or inside the prelude: its slot is given back
-        await _release(fast.slots)
+        await release_slots(fast.slots)
     return p
 
 
@@ -367,17 +337,17 @@ async def chat_send(request):
     api_key_id = p.call.request.auth.api_key_id
     if data.get("stream"):
         events = services.chat_stream(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
-                                      request_id=request.request_id, history=p.history, release=_last_burst_release(p.slots))
+                                      request_id=request.request_id, history=p.history, release=last_burst_release(p.slots))
         return p.call.respond(event_stream_response(
-            _releasing(chat_event_stream(events, tenant_id=p.tenant_id), p.slots)))
+            releasing_chunks(chat_event_stream(events, tenant_id=p.tenant_id), p.slots)))
     try:
         payload = await services.chat_send(prepared=p.prepared, turn=turn, api_key_id=api_key_id,
                                            request_id=request.request_id, history=p.history,
-                                           release=_last_burst_release(p.slots))
+                                           release=last_burst_release(p.slots))
     except Exception as exc:  # noqa: BLE001 - answered through the one exception handler
         return p.call.fail(exc)
     finally:
-        await _release(p.slots)
+        await release_slots(p.slots)
     return p.call.respond(ok(payload, message="Reply generated", tenant_id=p.tenant_id))
 
 
@@ -432,7 +402,7 @@ async def chat_batch(request):
     except Exception as exc:  # noqa: BLE001
         return p.call.fail(exc)
     finally:
-        await _release(p.slots)
+        await release_slots(p.slots)
     return p.call.respond(_batch_response(p.results, p.tenant_id))
 
 
@@ -448,16 +418,16 @@ async def openai_chat_completions(request):
     try:
         if p.data.get("stream"):
             chunks = await openai_compat.completion_stream(prepared=p.prepared, data=p.data, api_key_id=api_key_id,
-                                                           release=_last_burst_release(p.slots))
+                                                           release=last_burst_release(p.slots))
             streaming = True
-            return p.call.respond(event_stream_response(_releasing(chunks, p.slots)))
+            return p.call.respond(event_stream_response(releasing_chunks(chunks, p.slots)))
         body = await openai_compat.completion_create(prepared=p.prepared, data=p.data, api_key_id=api_key_id,
-                                                     release=_last_burst_release(p.slots))
+                                                     release=last_burst_release(p.slots))
     except Exception as exc:  # noqa: BLE001
         return p.call.fail(exc)
     finally:
         if not streaming:
-            await _release(p.slots)
+            await release_slots(p.slots)
     return p.call.respond(Response(body))
 
 

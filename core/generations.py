@@ -53,6 +53,11 @@ def plugins(tenant_id: str) -> str:
     return "rc:plugins:" + tenant_id.lower()
 
 
+def agent(agent_id: str) -> str:
+    """An agent's row (its name and configuration): `chat.express` stamps its per-process agents with it."""
+    return "rc:agent:" + agent_id.lower()
+
+
 def of_tenant(tenant_id: str) -> tuple[str, ...]:
     """Every generation scoped to one tenant (a tenant's save or deletion bumps them all)."""
     return tenant(tenant_id), keys(tenant_id), activity(tenant_id), plugins(tenant_id)

@@ -6,6 +6,9 @@ gunicorn runs its native ASGI worker (`gunicorn.conf.py`); every worker process 
 * **Chat lane** (`CHAT_LANE_PATHS`): Django's ASGI handler with async views (`chat.aviews`). A chat request
   waits for its upstream model on the event loop, holding no thread and no database connection; its short
   database bursts run in the chat app's own bounded executor (`MAIMCONFIG_CHAT_DB_THREADS`).
+  With Redis, the common chat request is answered before that by the chat express (`chat.express`,
+  `register_chat_express`): on the event loop from its one Redis round trip, without Django's request
+  machinery; anything unusual is declined to the chat lane unchanged.
 * **Fast lane**: async handlers registered for exact `(method, path)` pairs with `register_fast_handler`.
   A handler receives the whole body and either answers the request itself or declines (returns False,
   having sent nothing); a declined request continues to the sync lane with the same body.
@@ -118,6 +121,30 @@ async def _offer_to_prefixes(scope, body: bytes, send) -> bool:
         if m == method and path.startswith(prefix) and await handler(scope, body, send):
             return True
     return False
+
+
+ChatExpress = Callable[[dict, bytes, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
+                      Awaitable[bool]]
+
+_chat_express: dict[tuple[str, str], ChatExpress] = {}
+
+
+def register_chat_express(path: str, handler: ChatExpress) -> None:
+    """Offer `POST path` (a chat-lane path) to `handler` before the chat lane's admission gate and Django.
+
+    `async def handler(scope, body, receive, send) -> bool`: the same contract as a fast handler (answer
+    completely and return True, or send nothing, consume nothing and return False: the request then takes
+    the chat lane as before), with `receive` for the disconnect watch of a request that waits on an upstream.
+    """
+    if not iscoroutinefunction(handler):
+        raise TypeError("A chat express handler must be an async function.")
+    for variant in _path_variants(path):
+        _chat_express[("POST", variant)] = handler
+
+
+def unregister_chat_express(path: str) -> None:
+    for variant in _path_variants(path):
+        _chat_express.pop(("POST", variant), None)
 
 
 def on_startup(callback: Callable[[], Any]) -> Callable[[], Any]:
@@ -543,6 +570,9 @@ class LaneDispatcher:
         first database burst (`release_admission`, called by the chat lane) or when it ends."""
         body, disconnected = await read_body(receive, self.body_limit)
         if disconnected:
+            return
+        express = _chat_express.get((scope["method"], scope["path"])) if _chat_express else None
+        if express is not None and await express(scope, body, receive, send):
             return
         delivered = False
 
