@@ -9,12 +9,14 @@ are answered here instead, before the admission gate (`core.lanes.register_chat_
 
 1. the body is read as the chat lane's parser would read it, and validated for the plain shapes only
    (`_send_input`, `_completion_input`): anything else is declined, having consumed nothing;
-2. the key's verification, its concurrency slot (`CHAT_004`) and its use count take ONE Redis round trip
+2. at the worker's admission gate (`core.lanes.admission_gate`, as on the chat lane: a storm's arrivals
+   take the event loop a few at a time, so the bot routes keep their turns), the key's verification, its
+   concurrency slot (`CHAT_004`) and its use count take ONE Redis round trip
    (`chat.fastprelude.take_key`), which also reads the agent's generation (`core.generations.agent`);
 3. the agent comes from this process's memory when it was read under that generation
    (`chat.agentcache.stamped_agent`; `chat.signals` bumps it after every write of an agent), otherwise
    from one SELECT in the chat lane's database executor, kept with the generation read before it;
-   a given conversation's history is read in that same executor;
+   a given conversation's history is read in that same executor; the gate is given back then;
 4. the turn itself is the chat lane's (`chat.services`, `chat.openai_compat`): the same prompt, upstream
    call and deadline, storage of the turn and usage counters, and slots given back however it ends;
 5. the answer is framed with the same envelope, events and headers as the chat lane sends (the headers
@@ -46,6 +48,7 @@ from chat.aio import last_burst_release, release_slots, releasing_chunks, run_db
 from chat.serializers import CONVERSATION_ID_RE, MESSAGE_MAX_CHARS
 from chat.streaming import chat_event_stream
 from core import generations
+from core.lanes import Admission, admission_gate
 
 logger = logging.getLogger("maimconfig.chat")
 
@@ -242,15 +245,24 @@ async def handle(scope, body: bytes, receive, send) -> bool:
     if parsed_agent is None:
         return False
     request_id, *tokens, started = lane.begin(headers)
+    gate = admission_gate()
+    await gate.acquire()
+    admission = Admission(gate)
     try:
-        taken = await fastprelude.take_key(raw_key, generation=generations.agent(parsed_agent))
+        try:
+            taken = await fastprelude.take_key(raw_key, generation=generations.agent(parsed_agent))
+        except BaseException:
+            admission.release()
+            raise
         if taken is None:
+            admission.release()
             return False
         record_verification("valid", "request")
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_watch(receive, task))
         try:
-            await _serve(scope, body, send, taken, validated, openai=openai, secure=secure, request_id=request_id)
+            await _serve(scope, body, send, taken, validated, openai=openai, secure=secure, request_id=request_id,
+                         admission=admission)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 return True  # the client left: nothing more to send
@@ -259,6 +271,7 @@ async def handle(scope, body: bytes, receive, send) -> bool:
             watcher.cancel()
         return True
     finally:
+        admission.release()
         lane.end(tokens)
 
 
@@ -269,7 +282,8 @@ def _agent_of(raw_key: str) -> str | None:
     return parsed.agent_id if parsed is not None else None
 
 
-async def _serve(scope, body, send, taken, data, *, openai: bool, secure: bool, request_id: str) -> None:
+async def _serve(scope, body, send, taken, data, *, openai: bool, secure: bool, request_id: str,
+                 admission: Admission) -> None:
     from chat.views import ChatSendView, OpenAIChatCompletionsView
 
     principal, slots, use = taken.principal, taken.slots, taken.use
@@ -284,6 +298,8 @@ async def _serve(scope, body, send, taken, data, *, openai: bool, secure: bool, 
         except Exception as exc:  # noqa: BLE001 - as the chat lane's first burst answers it
             await _django_error(scope, body, view_cls, principal, exc, send, request_id)
             return
+        finally:
+            admission.release()  # the wait for the upstream is never gated
         api_key_id = principal.api_key_id
         release = last_burst_release(slots)
         if openai:
