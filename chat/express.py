@@ -16,7 +16,8 @@ are answered here instead, before the admission gate (`core.lanes.register_chat_
 3. the agent comes from this process's memory when it was read under that generation
    (`chat.agentcache.stamped_agent`; `chat.signals` bumps it after every write of an agent), otherwise
    from one SELECT in the chat lane's database executor, kept with the generation read before it;
-   a given conversation's history is read in that same executor; the gate is given back then;
+   a given conversation's history is read in that same executor; the gate is given back then (the wait
+   for the upstream is never gated);
 4. the turn itself is the chat lane's (`chat.services`, `chat.openai_compat`): the same prompt, upstream
    call and deadline, storage of the turn and usage counters, and slots given back however it ends;
 5. the answer is framed with the same envelope, events and headers as the chat lane sends (the headers
@@ -249,13 +250,8 @@ async def handle(scope, body: bytes, receive, send) -> bool:
     await gate.acquire()
     admission = Admission(gate)
     try:
-        try:
-            taken = await fastprelude.take_key(raw_key, generation=generations.agent(parsed_agent))
-        except BaseException:
-            admission.release()
-            raise
+        taken = await fastprelude.take_key(raw_key, generation=generations.agent(parsed_agent))
         if taken is None:
-            admission.release()
             return False
         record_verification("valid", "request")
         task = asyncio.current_task()
@@ -282,8 +278,35 @@ def _agent_of(raw_key: str) -> str | None:
     return parsed.agent_id if parsed is not None else None
 
 
+class _Pace:
+    """The answer's turn at the admission gate, taken once its turn is stored (`chat_send(pace=…)`) and given
+    back after the answer was sent: a storm's answers arrive together, as its requests did."""
+
+    def __init__(self):
+        self.admission: Admission | None = None
+
+    async def __call__(self) -> None:
+        gate = admission_gate()
+        await gate.acquire()
+        self.admission = Admission(gate)
+
+    def release(self) -> None:
+        if self.admission is not None:
+            self.admission.release()
+
+
 async def _serve(scope, body, send, taken, data, *, openai: bool, secure: bool, request_id: str,
                  admission: Admission) -> None:
+    pace = _Pace()
+    try:
+        await _answer(scope, body, send, taken, data, openai=openai, secure=secure, request_id=request_id,
+                      admission=admission, pace=pace)
+    finally:
+        pace.release()
+
+
+async def _answer(scope, body, send, taken, data, *, openai: bool, secure: bool, request_id: str,
+                  admission: Admission, pace: _Pace) -> None:
     from chat.views import ChatSendView, OpenAIChatCompletionsView
 
     principal, slots, use = taken.principal, taken.slots, taken.use
@@ -311,7 +334,7 @@ async def _serve(scope, body, send, taken, data, *, openai: bool, secure: bool, 
                     await answer.stream(releasing_chunks(chunks, slots))
                     return
                 reply = await openai_compat.completion_create(prepared=prepared, data=data, api_key_id=api_key_id,
-                                                              release=release)
+                                                              release=release, pace=pace)
             except Exception as exc:  # noqa: BLE001
                 if streaming:
                     raise
@@ -328,7 +351,8 @@ async def _serve(scope, body, send, taken, data, *, openai: bool, secure: bool, 
             return
         try:
             payload = await services.chat_send(prepared=prepared, turn=turn, api_key_id=api_key_id,
-                                               request_id=request_id, history=history, release=release)
+                                               request_id=request_id, history=history, release=release,
+                                               pace=pace)
         except Exception as exc:  # noqa: BLE001
             await _django_error(scope, body, view_cls, principal, exc, send, request_id)
             return

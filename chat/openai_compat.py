@@ -3,7 +3,7 @@
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from chat import metrics, upstream
@@ -62,9 +62,10 @@ def _usage(reply_usage) -> dict[str, int]:
 
 
 async def completion_create(*, prepared: PreparedChat, data: dict, api_key_id: str | None,
-                            release: Callable[[], None] | None = None) -> dict[str, Any]:
+                            release: Callable[[], None] | None = None,
+                            pace: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
     """A non-streaming completion in OpenAI's `chat.completion` shape. `release` (the request's slots) runs
-    in the burst that counts the call."""
+    in the burst that counts the call; `pace` as in `chat.services.chat_send`."""
     messages = upstream_messages(prepared, data["messages"])
     try:
         reply = await generate_reply(prepared, messages, excerpt_source=_last_user_text(data["messages"]),
@@ -74,6 +75,8 @@ async def completion_create(*, prepared: PreparedChat, data: dict, api_key_id: s
                             release=release)
         raise
     await writes.count(release=release, route="openai", prepared=prepared, api_key_id=api_key_id, reply=reply)
+    if pace is not None:
+        await pace()
     metrics.chat_request("openai", reply.responder, "ok")
     return {
         "id": completion_id(),

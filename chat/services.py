@@ -12,7 +12,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -340,11 +340,13 @@ async def _prompt(prepared: PreparedChat, history, turn, conversation_id: str) -
 
 async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: str | None, request_id: str,
                     route: str = "chat", deadline: float | None = None, history: History | None = None,
-                    release: Callable[[], None] | None = None) -> dict[str, Any]:
+                    release: Callable[[], None] | None = None,
+                    pace: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
     """One non-streaming turn (spec §10.2): prompt -> reply -> store -> `data`. `deadline` (event-loop
     time) cuts the upstream call earlier than its own deadline (a batch's bound). `history` is the prompt
     read in the request's first burst (else read here); `release` frees the request's slots in the last
-    burst (storing the turn, or counting the failure)."""
+    burst (storing the turn, or counting the failure); `pace` is awaited once the turn is stored, before the
+    answer is built (the chat express waits there for its turn on the loop: `chat.express`)."""
     received_at, conversation_id = _turn_ids(history, turn)
     try:
         messages = await _prompt(prepared, history, turn, conversation_id)
@@ -355,6 +357,8 @@ async def chat_send(*, prepared: PreparedChat, turn: TurnRequest, api_key_id: st
             release=release, agent=prepared.agent, api_key_id=api_key_id, conversation_id=conversation_id,
             user_id=turn.user_id, message=turn.message, reply=reply, request_id=request_id,
             received_at=received_at, route=route, prepared=prepared, fresh=not turn.conversation_id)
+        if pace is not None:
+            await pace()
     except ApplicationError as exc:
         await count_failure(route=route, prepared=prepared, api_key_id=api_key_id, code=exc.code.value,
                             release=release)

@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from apikeys import authentication, fastlane, redisstate
 from apikeys.usage import shown
-from chat import fastprelude, limits
+from chat import express, fastprelude, limits
 from chat.tests.conftest import key_for, lane_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_breaker")]
@@ -57,6 +57,7 @@ class Spy:
 def spy(monkeypatch):
     if not redisstate.enabled():
         pytest.skip("needs CACHE_URL=redis://… (the chat prelude on the loop exists only with Redis)")
+    monkeypatch.setattr(express, "enabled", False)  # the chat lane's own path (the express is test_express.py's)
     return Spy(monkeypatch)
 
 
