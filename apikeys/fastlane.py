@@ -57,6 +57,8 @@ from apikeys import keycache, ratelimit, redisstate, usage, verification
 from apikeys.keys import KEY_PREFIX, hash_key, parse_key
 from apikeys.selectors import KeyRecord
 from core.context import request_id_from_header, request_id_var, request_started_var
+from core.parsers import MAX_BODY_NESTING, SURROGATE_ESCAPE
+from core.validation import has_lone_surrogate, json_nesting
 
 logger = logging.getLogger("maimconfig.fastlane")
 
@@ -395,7 +397,7 @@ def client_ident(scope, headers: dict[bytes, bytes]) -> str:
     return "".join(xff.decode("latin-1").split()) if xff else remote_addr
 
 
-def common_checks(scope, body: bytes, headers: dict[bytes, bytes]) -> tuple[str, bool]:
+def common_checks(scope, body: bytes, headers: dict[bytes, bytes], *, max_body: int = MAX_BODY) -> tuple[str, bool]:
     """The checks every fast route shares; returns (language, secure) or raises Declined.
 
     Declines what the sync stack would treat differently from the plain bot request: browser markers and
@@ -405,7 +407,7 @@ def common_checks(scope, body: bytes, headers: dict[bytes, bytes]) -> tuple[str,
     for name in _DECLINE_HEADERS:
         if name in headers:
             raise Declined
-    if not body or len(body) > MAX_BODY or headers.get(b"content-type") not in _JSON_TYPES:
+    if not body or len(body) > max_body or headers.get(b"content-type") not in _JSON_TYPES:
         raise Declined
     length = headers.get(b"content-length")
     if length is None or not length.isdigit() or int(length) != len(body):
@@ -424,14 +426,19 @@ def _refuse_constant(name):
 
 def json_object(body: bytes) -> dict:
     """The body as a JSON object, parsed as `core.parsers.StrictJSONParser` would (declines anything that
-    parser treats specially: escapes that may hide lone surrogates, NaN/Infinity, non-objects)."""
-    if b"\\u" in body:
-        raise Declined
+    parser treats specially: lone surrogates, NaN/Infinity, too deep a nesting, non-objects). Escapes are
+    read (`\\u4f60`: a client's `json.dumps` writes Chinese text so)."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise Declined from None
     if type(data) is not dict:
+        raise Declined
+    if "\\u" in text and SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):
+        raise Declined
+    if text.count("[") + text.count("{") > MAX_BODY_NESTING and json_nesting(data, stop_after=MAX_BODY_NESTING) \
+            > MAX_BODY_NESTING:
         raise Declined
     return data
 

@@ -314,6 +314,13 @@ def main():
         worst[second] = max(worst.get(second, 0.0), s * 1000)
     print("bot worst latency by second of the chat phase (ms): " + " ".join(
         f"{second}:{worst[second]:.0f}" for second in sorted(worst) if -1 <= second <= out["wall"] + 1))
+    slow: dict[int, int] = {}
+    for _, s, sent in bot["validate"] + bot["heartbeat"]:
+        if s > 0.050:
+            second = int((sent - chat_started) // 1)
+            slow[second] = slow.get(second, 0) + 1
+    print("bot requests over 50 ms by second of the chat phase: " + (" ".join(
+        f"{second}:{slow[second]}" for second in sorted(slow)) or "none"))
     arrivals_file = os.environ.get("BENCH_UPSTREAM_LOG")
     if arrivals_file and os.path.exists(arrivals_file):
         # How long the service took to get the chats to the upstream (admission: everything before the model).

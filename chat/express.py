@@ -59,6 +59,9 @@ COMPLETIONS_PATH = "/v1/chat/completions"
 # Off only for measurements and tests of the chat lane's own path.
 enabled = True
 
+# Larger bodies take the chat lane (which answers 413 above MAIMCONFIG_MAX_BODY_BYTES).
+MAX_BODY = 256 * 1024
+
 _SEND_KEYS = frozenset({"message", "conversation_id", "user_id", "stream", "api_key"})
 _COMPLETION_KEYS = frozenset({"model", "messages", "stream"})
 _ROLES = frozenset({"system", "user", "assistant"})
@@ -118,7 +121,7 @@ def _completion_input(data: dict) -> dict:
         if type(message) is not dict or message.keys() != {"role", "content"}:
             raise lane.Declined
         role, content = message["role"], message["content"]
-        if role not in _ROLES or type(content) is not str or not content or content != content.strip():
+        if role not in _ROLES or type(content) is not str:
             raise lane.Declined
         plain.append({"role": role, "content": content})
     out["messages"] = plain
@@ -177,10 +180,16 @@ class _Answer:
         await self.send({"type": "http.response.body", "body": payload})
 
     async def stream(self, chunks) -> None:
-        await self.send({"type": "http.response.start", "status": 200, "headers": [*_EVENT_STREAM, *self.tail]})
-        async for chunk in chunks:
-            await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await self.send({"type": "http.response.body", "body": b""})
+        """Relay `chunks` (an async generator); closed however the relay ends, so its clean-up (the slots,
+        the upstream connection) runs now, not when the generator is collected."""
+        try:
+            await self.send({"type": "http.response.start", "status": 200,
+                             "headers": [*_EVENT_STREAM, *self.tail]})
+            async for chunk in chunks:
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await self.send({"type": "http.response.body", "body": b""})
+        finally:
+            await chunks.aclose()
 
 
 _security_headers = None
@@ -230,7 +239,8 @@ async def handle(scope, body: bytes, receive, send) -> bool:
     openai = scope["path"].rstrip("/") == COMPLETIONS_PATH
     headers = lane.request_headers(scope)
     try:
-        _, secure = lane.common_checks(scope, body, headers)
+        _, secure = lane.common_checks(scope, body, headers,
+                                       max_body=min(MAX_BODY, settings.MAIMCONFIG_MAX_BODY_BYTES))
         data = lane.json_object(body)
         if openai:
             if "api_key" in data:
@@ -261,7 +271,8 @@ async def handle(scope, body: bytes, receive, send) -> bool:
                          admission=admission)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
-                return True  # the client left: nothing more to send
+                task.uncancel()  # the cancellation was ours (the client left): nothing more to send
+                return True
             raise
         finally:
             watcher.cancel()

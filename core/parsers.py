@@ -24,7 +24,7 @@ TOO_DEEP = _("The JSON body must not be nested deeper than {limit} levels of obj
 LONE_SURROGATE = _("The JSON body contains a string that is not valid Unicode (a lone surrogate such as \\ud800).")
 NOT_UTF8 = _("The JSON body must be UTF-8 encoded.")
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _refused(message) -> ValidationError:
@@ -56,6 +56,6 @@ class StrictJSONParser(JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from None
         if deep_possible and json_nesting(data, stop_after=MAX_BODY_NESTING) > MAX_BODY_NESTING:
             raise _refused(TOO_DEEP)
-        if "\\u" in text and _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):
+        if "\\u" in text and SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):
             raise _refused(LONE_SURROGATE)
         return data
