@@ -57,7 +57,6 @@ class _Protocol(asyncio.Protocol):
         self.transport = None
         self.closed = False
         self.timer = None
-        self.outgoing: list[bytes] = []
 
     def connection_made(self, transport):
         self.transport = transport
@@ -68,19 +67,14 @@ class _Protocol(asyncio.Protocol):
         future = self.loop.create_future()
         deadline = None if self.timeout is None else self.loop.time() + self.timeout
         self.waiters.append((future, deadline))
-        # Written at the end of this loop iteration, together with the commands other requests issue in the
-        # same iteration: one system call (and one read for Redis) for all of them.
-        if not self.outgoing:
-            self.loop.call_soon(self._write)
-        self.outgoing.append(payload)
+        # Written now: a write deferred to the end of the loop iteration (to share one system call with the
+        # other commands of the iteration) waited for the whole next iteration, which in a chat storm is tens
+        # of milliseconds on every Redis call of a bot request. The transport buffers what the socket does
+        # not take at once.
+        self.transport.write(payload)
         if deadline is not None and self.timer is None:
             self.timer = self.loop.call_at(deadline, self._check_deadline)
         return future
-
-    def _write(self) -> None:
-        outgoing, self.outgoing = self.outgoing, []
-        if not self.closed and outgoing:
-            self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader

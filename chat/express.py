@@ -202,9 +202,12 @@ def _security():
     return _security_headers
 
 
-async def _django_error(scope, body: bytes, view_cls, principal, exc: BaseException, send, request_id: str) -> None:
+async def _django_error(scope, body: bytes, view_cls, principal, exc: BaseException, send, request_id: str,
+                        use) -> None:
     """An error after the use was counted, rendered as the chat lane renders it: the view's DRF class and the
-    project's exception handler (`chat.aio.DRFCall.fail`), then the chat lane middleware's headers."""
+    project's exception handler (`chat.aio.DRFCall.fail`), the key's `X-RateLimit-*` (`use.rate`, as
+    `chat.aio._rate_limit_headers` adds them from the request's usage state), then the chat lane
+    middleware's headers."""
     from django.core.handlers.asgi import ASGIRequest
 
     from django.middleware.security import SecurityMiddleware
@@ -214,6 +217,10 @@ async def _django_error(scope, body: bytes, view_cls, principal, exc: BaseExcept
     request = ASGIRequest(scope, io.BytesIO(body))
     request.request_id = request_id
     response = DRFCall(view_cls, request, principal).fail(exc)
+    rate = use.rate
+    if rate is not None and rate.allowed:
+        for name, value in rate.headers().items():
+            response.setdefault(name, value)
     response = SecurityMiddleware(lambda request: None).process_response(request, response)
     response["X-Request-ID"] = request_id
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
@@ -330,7 +337,7 @@ async def _answer(scope, body, send, taken, data, *, openai: bool, secure: bool,
         try:
             prepared, history = await _prepare(principal.agent_id, use.stamp, turn)
         except Exception as exc:  # noqa: BLE001 - as the chat lane's first burst answers it
-            await _django_error(scope, body, view_cls, principal, exc, send, request_id)
+            await _django_error(scope, body, view_cls, principal, exc, send, request_id, use)
             return
         finally:
             admission.release()  # the wait for the upstream is never gated
@@ -349,7 +356,7 @@ async def _answer(scope, body, send, taken, data, *, openai: bool, secure: bool,
             except Exception as exc:  # noqa: BLE001
                 if streaming:
                     raise
-                await _django_error(scope, body, view_cls, principal, exc, send, request_id)
+                await _django_error(scope, body, view_cls, principal, exc, send, request_id, use)
                 return
             await answer.json(_openai_json(reply), openai=True)
             return
@@ -365,7 +372,7 @@ async def _answer(scope, body, send, taken, data, *, openai: bool, secure: bool,
                                                request_id=request_id, history=history, release=release,
                                                pace=pace)
         except Exception as exc:  # noqa: BLE001
-            await _django_error(scope, body, view_cls, principal, exc, send, request_id)
+            await _django_error(scope, body, view_cls, principal, exc, send, request_id, use)
             return
         await answer.json(lane.render(message="Reply generated", data=payload, tenant_id=tenant_id,
                                       language=translation.get_language() or settings.LANGUAGE_CODE))

@@ -487,10 +487,6 @@ def test_upstream_failure_is_answered_as_the_chat_lane_does_and_frees_the_slot(s
     assert _counter("chat.upstream_errors", key) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chat.express._django_error renders the error through DRFCall.fail, whose X-RateLimit-* come from the "
-    "usage state on the Django request (apikeys.access.STATE_ATTR), which the express's ASGIRequest never "
-    "has; the key's window (taken.use.rate) is not added either: the chat lane sends them, the express not."))
 @pytest.mark.parametrize("surface", ["chat", "v1", "v1-stream"])
 def test_upstream_failure_keeps_the_rate_limit_headers(spy, llm_agent, fake_llm, monkeypatch, surface):
     path, body = SURFACES[surface]
