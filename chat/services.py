@@ -10,7 +10,9 @@ fails. Every answered call and every upstream failure is counted in the usage co
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
+import operator
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
@@ -226,21 +229,57 @@ def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, reque
 
 
 def store_turns(turns: list[dict]) -> list[tuple[ChatMessage, ChatMessage]]:
-    """Inside a transaction: the rows of several turns (`chat.writes`, arguments as `chat_turn_store`'s):
-    each conversation as `_store` does, then every message in one INSERT (the users' first: `reply_to`)."""
-    keys = ("agent", "api_key_id", "conversation_id", "user_id", "message", "reply", "request_id", "received_at",
-            "fresh")
-    pairs = [_turn_rows(**{k: turn[k] for k in keys if k in turn}) for turn in turns]
+    """Inside a transaction: the rows of several turns (`chat.writes`, arguments as `chat_turn_store`'s).
+    The new conversations (`fresh`) are inserted in one statement and their ids read back in one query;
+    a given conversation is created or moved on as `_store` does; then every message in one INSERT (the
+    users' first: `reply_to`). Three statements for a batch of new conversations, whatever its size: each
+    statement of a burst hands the GIL back and forth with the event loop."""
+    keys = ("agent", "api_key_id", "conversation_id", "user_id", "message", "reply", "request_id", "received_at")
+    created = _insert_fresh_conversations([turn for turn in turns if turn.get("fresh")])
+    pairs = []
+    for turn in turns:
+        conversation = created.get((turn["agent"].id, turn["conversation_id"])) if turn.get("fresh") else None
+        pairs.append(_turn_rows(**{k: turn[k] for k in keys}, fresh=bool(turn.get("fresh")),
+                                conversation=conversation))
     selectors.insert([user for user, _ in pairs] + [assistant for _, assistant in pairs])
     return pairs
 
 
-def _turn_rows(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at,
-               fresh=False) -> tuple[ChatMessage, ChatMessage]:
-    """The turn's conversation row (inserted, or created or moved on) and its two messages, not yet inserted."""
+def _insert_fresh_conversations(turns: list[dict]) -> dict[tuple[str, str], ChatConversation]:
+    """The conversation rows of `turns` (new conversations, ids generated here) in one INSERT, with their
+    primary keys read back by (agent, conversation id), the table's unique key."""
+    if not turns:
+        return {}
+    rows = {}
+    for turn in turns:
+        agent, received_at = turn["agent"], turn["received_at"]
+        rows[(agent.id, turn["conversation_id"])] = ChatConversation(
+            agent=agent, conversation_id=turn["conversation_id"], tenant_id=agent.tenant_id,
+            created_at=received_at, last_message_at=_replied_at(received_at))
+    conversations = list(rows.values())
+    selectors.insert(conversations)
+    if len(conversations) > 1:  # a single row's id is read back by the insert itself
+        match = functools.reduce(operator.or_, (Q(agent_id=agent_id, conversation_id=conversation_id)
+                                                for agent_id, conversation_id in rows))
+        for pk, agent_id, conversation_id in ChatConversation.objects.filter(match).values_list(
+                "pk", "agent_id", "conversation_id"):
+            rows[(agent_id, conversation_id)].pk = pk
+    return rows
+
+
+def _replied_at(received_at):
     now = timezone.now()
-    replied_at = now if now > received_at else received_at + timedelta(microseconds=1)
-    if fresh:
+    return now if now > received_at else received_at + timedelta(microseconds=1)
+
+
+def _turn_rows(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at,
+               fresh=False, conversation=None) -> tuple[ChatMessage, ChatMessage]:
+    """The turn's conversation row (inserted, or created or moved on; `conversation`: a new one already
+    inserted) and its two messages, not yet inserted."""
+    replied_at = _replied_at(received_at)
+    if conversation is not None:
+        replied_at, created = conversation.last_message_at, True
+    elif fresh:
         conversation, created = ChatConversation(agent=agent, conversation_id=conversation_id,
                                                  tenant_id=agent.tenant_id, created_at=received_at,
                                                  last_message_at=replied_at), True
