@@ -57,6 +57,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = None
         self.closed = False
         self.timer = None
+        self.outgoing: list[bytes] | None = None  # commands of this loop iteration after its first (`_flush`)
 
     def connection_made(self, transport):
         self.transport = transport
@@ -67,14 +68,24 @@ class _Protocol(asyncio.Protocol):
         future = self.loop.create_future()
         deadline = None if self.timeout is None else self.loop.time() + self.timeout
         self.waiters.append((future, deadline))
-        # Written now: a write deferred to the end of the loop iteration (to share one system call with the
-        # other commands of the iteration) waited for the whole next iteration, which in a chat storm is tens
-        # of milliseconds on every Redis call of a bot request. The transport buffers what the socket does
-        # not take at once.
-        self.transport.write(payload)
+        # The first command of a loop iteration is written at once: deferred to the end of the iteration, it
+        # waited for the whole next iteration, which in a chat storm is tens of milliseconds on every Redis
+        # call of a bot request. Commands issued later in the same iteration share one system call at its end
+        # (`_flush`): under load most commands come in bursts, and a write to a loopback socket is costly.
+        if self.outgoing is None:
+            self.transport.write(payload)
+            self.outgoing = []
+            self.loop.call_soon(self._flush)
+        else:
+            self.outgoing.append(payload)
         if deadline is not None and self.timer is None:
             self.timer = self.loop.call_at(deadline, self._check_deadline)
         return future
+
+    def _flush(self) -> None:
+        outgoing, self.outgoing = self.outgoing, None
+        if outgoing and not self.closed:
+            self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader

@@ -129,3 +129,15 @@ def insert(objs: list) -> None:
     if inserter is None:
         inserter = _inserts[key] = _Insert(model, connection)
     inserter(objs)
+
+
+def conversation_ids(keys: list[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """(pk, agent id, conversation id) of the conversations named by `keys` ((agent id, conversation id)
+    pairs, the table's unique key): one query, its SQL built without the ORM's compiler (the chat writes'
+    batch reads back the ids of the conversations it just inserted)."""
+    table = connection.ops.quote_name(ChatConversation._meta.db_table)
+    match = " OR ".join(["(agent_id = %s AND conversation_id = %s)"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, agent_id, conversation_id FROM {table} WHERE {match}",
+                       [value for key in keys for value in key])
+        return list(cursor.fetchall())

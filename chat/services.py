@@ -10,9 +10,7 @@ fails. Every answered call and every upstream failure is counted in the usage co
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
-import operator
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +19,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
@@ -259,10 +256,7 @@ def _insert_fresh_conversations(turns: list[dict]) -> dict[tuple[str, str], Chat
     conversations = list(rows.values())
     selectors.insert(conversations)
     if len(conversations) > 1:  # a single row's id is read back by the insert itself
-        match = functools.reduce(operator.or_, (Q(agent_id=agent_id, conversation_id=conversation_id)
-                                                for agent_id, conversation_id in rows))
-        for pk, agent_id, conversation_id in ChatConversation.objects.filter(match).values_list(
-                "pk", "agent_id", "conversation_id"):
+        for pk, agent_id, conversation_id in selectors.conversation_ids(list(rows)):
             rows[(agent_id, conversation_id)].pk = pk
     return rows
 
