@@ -32,18 +32,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def pack(args) -> bytes:
-    """A command in RESP (an array of bulk strings); str, bytes and int arguments."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        kind = type(arg)
-        if kind is str:
-            arg = arg.encode()
-        elif kind is int:
-            arg = b"%d" % arg
-        elif kind is not bytes:
-            arg = str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
+    """A command in RESP (an array of bulk strings); str, bytes and int arguments (hiredis' C packer)."""
+    return hiredis.pack_command(tuple(args))
 
 
 class _Protocol(asyncio.Protocol):
