@@ -17,6 +17,7 @@ exception handler and renderers) inside such a burst, so the async views answer 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Callable
@@ -59,6 +60,16 @@ def shutdown_db_executor() -> None:
 # "table is locked" instead of waiting: on SQLite this process's chat bursts take turns (the upstream calls,
 # the slow part, still overlap). Other databases need no guard.
 sqlite_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def sqlite_turn():
+    """Chat database work on SQLite takes turns (`sqlite_lock`); on other databases a no-op."""
+    if connections["default"].vendor == "sqlite":
+        with sqlite_lock:
+            yield
+    else:
+        yield
 
 
 def _burst(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:

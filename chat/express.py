@@ -5,7 +5,7 @@ last one gets there, and how long bot requests wait for the loop meanwhile. On t
 (`chat.views`) a chat is a Django request: the chat lane's middleware, then a database burst in a thread
 for DRF's request, authentication, the input serializer and the agent's row, then another for the turn.
 With Redis, `POST /api/v2/chat` (plain and streamed) and `POST /v1/chat/completions` of the common shape
-are answered here instead, before the admission gate (`core.lanes.register_chat_express`):
+are answered here instead (`core.lanes.register_chat_express`: offered each request before the chat lane):
 
 1. the body is read as the chat lane's parser would read it, and validated for the plain shapes only
    (`_send_input`, `_completion_input`): anything else is declined, having consumed nothing;
@@ -19,7 +19,9 @@ are answered here instead, before the admission gate (`core.lanes.register_chat_
    a given conversation's history is read in that same executor; the gate is given back then (the wait
    for the upstream is never gated);
 4. the turn itself is the chat lane's (`chat.services`, `chat.openai_compat`): the same prompt, upstream
-   call and deadline, storage of the turn and usage counters, and slots given back however it ends;
+   call and deadline, storage of the turn and usage counters (`chat.writes`, group-committed), and slots
+   given back however it ends; once its turn is stored, an answer takes a place at the gate again
+   (`_Pace`) until it is sent, since a storm's answers arrive together as its requests did;
 5. the answer is framed with the same envelope, events and headers as the chat lane sends (the headers
    of the chat lane's middleware: `Allow`, `X-RateLimit-*` of a limited key, the security headers,
    `X-Request-ID`). An error after the use was counted (an upstream failure) is rendered by the view's

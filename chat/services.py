@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -22,8 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent
-from chat import agentcache, metrics, selectors, upstream, writes
-from chat.aio import run_db, sqlite_lock
+from chat import agentcache, metrics, upstream, writes
+from chat.aio import run_db, sqlite_turn
 from chat.llm import Usage
 from chat.models import ChatConversation, ChatMessage
 from chat.prompt import (OFFLINE_MODEL, effective_document, estimate_tokens, max_context_size, offline_reply,
@@ -38,24 +38,8 @@ logger = logging.getLogger("maimconfig.chat")
 
 KEEPALIVE_SECONDS = 15.0
 
-@contextlib.contextmanager
-def db_turn():
-    """Chat database work on SQLite takes turns (see `chat.aio.sqlite_lock`)."""
-    from django.db import connection
-
-    if connection.vendor == "sqlite":
-        with sqlite_lock:
-            yield
-    else:
-        yield
-
-
 def new_conversation_id() -> str:
     return new_id("conv_", 24)
-
-
-def new_message_id() -> str:
-    return new_id("msg_", 24)
 
 
 @dataclass(frozen=True)
@@ -116,7 +100,7 @@ def prompt_messages(prepared: PreparedChat, *, conversation_id: str, message: st
     `fresh` conversation (its id just generated here) has no stored turn: no query."""
     turns: list[tuple[str, str]] = []
     if not fresh:
-        with db_turn():
+        with sqlite_turn():
             turns = conversation_recent_turns(agent_id=prepared.agent.id, conversation_id=conversation_id,
                                               turns=prepared.max_context_size)
     messages = [{"role": "system", "content": prepared.system_prompt}]
@@ -150,154 +134,12 @@ async def generate_reply(prepared: PreparedChat, messages: list[dict], *, excerp
 
 # --- Usage counters (issue 10 item 6) ---------------------------------------------------------------
 
-def usage_increments(*, route: str, prepared: PreparedChat, api_key_id: str | None, reply: Reply | None = None,
-                     error_code: str | None = None) -> list:
-    """One chat call's additions to the hourly usage counters (`metering`): on an upstream answer,
-    `chat.requests` (dimension: the route) and the tokens in and out (dimension: the model); on an upstream
-    failure, `chat.upstream_errors` (dimension: the code). Offline replies call no model and count nothing."""
-    from metering.metrics import CHAT_REQUESTS, CHAT_TOKENS_IN, CHAT_TOKENS_OUT, CHAT_UPSTREAM_ERRORS
-    from metering.services import Increment
-
-    scope = {"tenant_id": prepared.agent.tenant_id, "agent_id": prepared.agent.id, "api_key_id": api_key_id}
-    if reply is not None:
-        if reply.responder != "llm":
-            return []
-        return [Increment(metric=CHAT_REQUESTS, dimension=route, **scope),
-                Increment(metric=CHAT_TOKENS_IN, value=reply.usage.prompt_tokens, dimension=reply.model, **scope),
-                Increment(metric=CHAT_TOKENS_OUT, value=reply.usage.completion_tokens, dimension=reply.model,
-                          **scope)]
-    if error_code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
-        return [Increment(metric=CHAT_UPSTREAM_ERRORS, dimension=error_code, **scope)]
-    return []
-
-
-def add_counters(increments: list) -> None:
-    """Add `increments` to the usage counters in one upsert; a failure is logged, never raised (a counter
-    never fails the chat it counts)."""
-    if not increments:
-        return
-    from metering.services import counters_add
-
-    try:
-        counters_add(increments=increments)
-    except Exception:  # noqa: BLE001
-        logger.exception("Recording chat usage counters failed")
-
-
-def count_usage(*, route: str, prepared: PreparedChat, api_key_id: str | None, reply: Reply | None = None,
-                error_code: str | None = None) -> None:
-    """Add one chat call to the hourly usage counters (`usage_increments`)."""
-    add_counters(usage_increments(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply,
-                                  error_code=error_code))
-
-
 async def count_failure(*, route: str, prepared: PreparedChat, api_key_id: str | None, code: str,
                         release: Callable[[], None] | None = None) -> None:
     """Count an upstream failure; `release` (the slots) runs in the same burst when there is one."""
     metrics.chat_request(route, prepared.responder, code)
     if code in (ErrorCode.CHAT_002.value, ErrorCode.CHAT_003.value):
         await writes.count(release=release, route=route, prepared=prepared, api_key_id=api_key_id, error_code=code)
-
-
-def chat_turn_store(*, agent: Agent, api_key_id: str | None, conversation_id: str, user_id: str | None,
-                    message: str, reply: Reply, request_id: str, received_at,
-                    route: str | None = None, prepared: PreparedChat | None = None,
-                    fresh: bool = False) -> tuple[ChatMessage, ChatMessage]:
-    """Store one completed turn: the user's message and the reply, in one transaction; then count it. A
-    `fresh` conversation (id generated for this turn) is inserted without looking it up first. The chat
-    routes write it in their worker's next batch (`chat.writes`), which also frees the request's slots."""
-    with db_turn():
-        with transaction.atomic():
-            stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
-                            user_id=user_id, message=message, reply=reply, request_id=request_id,
-                            received_at=received_at, fresh=fresh)
-        if route is not None and prepared is not None:
-            count_usage(route=route, prepared=prepared, api_key_id=api_key_id, reply=reply)
-    return stored
-
-
-def _store(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at, fresh=False):
-    """The turn's rows: the conversation (created or moved on), then both messages in one INSERT."""
-    user_message, assistant = _turn_rows(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,
-                                         user_id=user_id, message=message, reply=reply, request_id=request_id,
-                                         received_at=received_at, fresh=fresh)
-    selectors.insert([user_message, assistant])  # the user's message first (reply_to)
-    return user_message, assistant
-
-
-def store_turns(turns: list[dict]) -> list[tuple[ChatMessage, ChatMessage]]:
-    """Inside a transaction: the rows of several turns (`chat.writes`, arguments as `chat_turn_store`'s).
-    The new conversations (`fresh`) are inserted in one statement and their ids read back in one query;
-    a given conversation is created or moved on as `_store` does; then every message in one INSERT (the
-    users' first: `reply_to`). Three statements for a batch of new conversations, whatever its size: each
-    statement of a burst hands the GIL back and forth with the event loop."""
-    keys = ("agent", "api_key_id", "conversation_id", "user_id", "message", "reply", "request_id", "received_at")
-    created = _insert_fresh_conversations([turn for turn in turns if turn.get("fresh")])
-    pairs = []
-    for turn in turns:
-        conversation = created.get((turn["agent"].id, turn["conversation_id"])) if turn.get("fresh") else None
-        pairs.append(_turn_rows(**{k: turn[k] for k in keys}, fresh=bool(turn.get("fresh")),
-                                conversation=conversation))
-    selectors.insert([user for user, _ in pairs] + [assistant for _, assistant in pairs])
-    return pairs
-
-
-def _insert_fresh_conversations(turns: list[dict]) -> dict[tuple[str, str], ChatConversation]:
-    """The conversation rows of `turns` (new conversations, ids generated here) in one INSERT, with their
-    primary keys read back by (agent, conversation id), the table's unique key."""
-    if not turns:
-        return {}
-    rows = {}
-    for turn in turns:
-        agent, received_at = turn["agent"], turn["received_at"]
-        rows[(agent.id, turn["conversation_id"])] = ChatConversation(
-            agent=agent, conversation_id=turn["conversation_id"], tenant_id=agent.tenant_id,
-            created_at=received_at, last_message_at=_replied_at(received_at))
-    conversations = list(rows.values())
-    selectors.insert(conversations)
-    if len(conversations) > 1:  # a single row's id is read back by the insert itself
-        for pk, agent_id, conversation_id in selectors.conversation_ids(list(rows)):
-            rows[(agent_id, conversation_id)].pk = pk
-    return rows
-
-
-def _replied_at(received_at):
-    now = timezone.now()
-    return now if now > received_at else received_at + timedelta(microseconds=1)
-
-
-def _turn_rows(*, agent, api_key_id, conversation_id, user_id, message, reply, request_id, received_at,
-               fresh=False, conversation=None) -> tuple[ChatMessage, ChatMessage]:
-    """The turn's conversation row (inserted, or created or moved on; `conversation`: a new one already
-    inserted) and its two messages, not yet inserted."""
-    replied_at = _replied_at(received_at)
-    if conversation is not None:
-        replied_at, created = conversation.last_message_at, True
-    elif fresh:
-        conversation, created = ChatConversation(agent=agent, conversation_id=conversation_id,
-                                                 tenant_id=agent.tenant_id, created_at=received_at,
-                                                 last_message_at=replied_at), True
-        selectors.insert([conversation])
-    else:
-        conversation, created = ChatConversation.objects.get_or_create(
-            agent=agent, conversation_id=conversation_id,
-            defaults={"tenant_id": agent.tenant_id, "created_at": received_at, "last_message_at": replied_at},
-        )
-    if not created:
-        ChatConversation.objects.filter(pk=conversation.pk, last_message_at__lt=replied_at).update(
-            last_message_at=replied_at)
-    common = {"conversation": conversation, "tenant_id": agent.tenant_id, "agent": agent, "api_key_id": api_key_id,
-              "user_id": user_id, "request_id": request_id[:128]}
-    user_message = ChatMessage(id=new_message_id(), role=ChatMessage.Role.USER, content=message,
-                               created_at=received_at, **common)
-    assistant = ChatMessage(
-        id=new_message_id(), role=ChatMessage.Role.ASSISTANT, content=reply.content, reply_to=user_message,
-        model=reply.model, responder=reply.responder, finish_reason=reply.finish_reason,
-        prompt_tokens=reply.usage.prompt_tokens, completion_tokens=reply.usage.completion_tokens,
-        total_tokens=reply.usage.total_tokens, usage_estimated=reply.usage.estimated, latency_ms=reply.latency_ms,
-        created_at=replied_at, **common,
-    )
-    return user_message, assistant
 
 
 def reply_payload(*, agent: Agent, conversation_id: str, user_id: str | None, reply: Reply,

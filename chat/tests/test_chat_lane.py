@@ -376,12 +376,12 @@ def test_internal_error_event_when_the_upstream_stream_fails_unexpectedly(llm_ag
 
 
 def test_internal_error_event_when_storing_the_turn_fails(llm_agent, fake_llm, monkeypatch):
-    from chat import services
+    from chat import writes
 
     def broken(**kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_store", broken)
+    monkeypatch.setattr(writes, "_store", broken)
     _assert_internal_error_event(_stream_internal(llm_agent).content, llm_agent.tenant_id)
     assert len(fake_llm.requests) == 1
 

@@ -213,7 +213,7 @@ def test_a_failing_write_fails_alone(prepared, key, batches, caplog):
 
 
 def test_a_batch_failing_once_is_written_one_at_a_time(prepared, key, batches, monkeypatch):
-    real = services.store_turns
+    real = writes.store_turns
     failures = []
 
     def store_turns_failing_once(turns):
@@ -222,7 +222,7 @@ def test_a_batch_failing_once_is_written_one_at_a_time(prepared, key, batches, m
             raise RuntimeError("the batch's transaction failed")
         return real(turns)
 
-    monkeypatch.setattr(services, "store_turns", store_turns_failing_once)
+    monkeypatch.setattr(writes, "store_turns", store_turns_failing_once)
     releases = Releases()
     turns = [_turn(prepared, key, f"m{i}") for i in range(3)]
     results = _gather(*(_store(releases(f"t{i}"), **turn) for i, turn in enumerate(turns)))
