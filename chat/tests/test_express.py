@@ -617,3 +617,31 @@ def test_slot_is_held_while_the_upstream_answers_then_freed(spy, llm_agent, fake
     assert result["r"].status_code == 200
     assert spy.outcomes == [True]
     assert _held(key) == (0, 0)
+
+
+# --- Odd bodies: a clear 4xx or an answer, never a 5xx, on either path ----------------------------------------
+
+_ODD_VALUES = [None, True, False, 0, -1, 1.5, 1e308, "", " ", "x", "\u4f60\u597d", "a" * 17000, [], {}, [1],
+               {"a": 1}, "conv_1", "bad id!", [{"role": "user", "content": "hi"}], [{"role": "tool", "content": "x"}],
+               [{"role": "user", "content": None}], [{"role": "user"}],
+               [{"role": "user", "content": [{"type": "text", "text": "a"}]}]]
+_ODD_KEYS = ["message", "conversation_id", "user_id", "stream", "api_key", "model", "messages", "temperature",
+             "max_tokens", "n"]
+
+
+def test_odd_bodies_never_answer_5xx(spy, llm_agent, fake_llm):
+    import random
+
+    client = lane_client(key_for(llm_agent).raw_key)
+    rng = random.Random(7)
+    statuses = set()
+    for _ in range(120):
+        body = {k: rng.choice(_ODD_VALUES) for k in rng.sample(_ODD_KEYS, rng.randint(0, 5))}
+        if rng.random() < 0.5:
+            body.setdefault("message", "hello")
+            body.setdefault("messages", [{"role": "user", "content": "hi"}])
+        path = rng.choice([CHAT, COMPLETIONS])
+        response = client.post(path, body)
+        statuses.add(response.status_code)
+        assert response.status_code < 500, (path, body, response.status_code, response.content[:300])
+    assert 200 in statuses and 400 in statuses  # both the answered and the refused kinds were exercised
