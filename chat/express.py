@@ -83,7 +83,7 @@ def _send_input(data: dict) -> dict:
     message = data.get("message")
     if type(message) is not str or not 0 < len(message) <= MESSAGE_MAX_CHARS or not message.strip():
         raise lane.Declined
-    out = {"message": message, "stream": False}
+    out = {"message": message}
     if "conversation_id" in data:
         conversation_id = data["conversation_id"]
         if conversation_id is not None and (type(conversation_id) is not str
@@ -97,11 +97,16 @@ def _send_input(data: dict) -> dict:
                                     or user_id != user_id.strip()):
             raise lane.Declined
         out["user_id"] = user_id
-    if "stream" in data:
-        if type(data["stream"]) is not bool:
-            raise lane.Declined
-        out["stream"] = data["stream"]
+    out["stream"] = _stream_flag(data)
     return out
+
+
+def _stream_flag(data: dict) -> bool:
+    """`stream` as the serializers read it (absent: False), or Declined for anything but a boolean."""
+    stream = data.get("stream", False)
+    if type(stream) is not bool:
+        raise lane.Declined
+    return stream
 
 
 def _completion_input(data: dict) -> dict:
@@ -109,7 +114,7 @@ def _completion_input(data: dict) -> dict:
     text, stream), or Declined: every parameter that overrides the configuration takes the chat lane."""
     if not data.keys() <= _COMPLETION_KEYS:
         raise lane.Declined
-    out = {"stream": False}
+    out = {}
     if "model" in data:
         model = data["model"]
         if type(model) is not str or len(model) > 200 or model != model.strip():
@@ -127,10 +132,7 @@ def _completion_input(data: dict) -> dict:
             raise lane.Declined
         plain.append({"role": role, "content": content})
     out["messages"] = plain
-    if "stream" in data:
-        if type(data["stream"]) is not bool:
-            raise lane.Declined
-        out["stream"] = data["stream"]
+    out["stream"] = _stream_flag(data)
     return out
 
 

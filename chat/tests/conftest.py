@@ -1,5 +1,8 @@
 """Fixtures of the chat tests: the fake OpenAI-compatible upstream, agents wired to it, and agent keys."""
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -156,3 +159,26 @@ def lane_server(transactional_db):
     yield _Live
     server.should_exit = True
     thread.join(10)
+
+
+def chat_while_the_upstream_holds(fake_llm, raw_key: str, held: Callable[[], Any]):
+    """`POST /api/v2/chat` in a thread while `fake_llm` holds its answer: returns `held()` read once the
+    request reached the upstream (its slots taken), then the response once the upstream answered."""
+    import threading
+    import time
+
+    fake_llm.hold = threading.Event()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("r", lane_client(raw_key).post("/api/v2/chat",
+                                                                                              {"message": "x"})))
+    seen = len(fake_llm.requests)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(fake_llm.requests) <= seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        during = held()
+    finally:
+        fake_llm.hold.set()
+        thread.join(30)
+    return during, result["r"]

@@ -18,7 +18,7 @@ from apikeys import redisstate
 from apikeys.usage import shown
 from chat import express, fastprelude, limits
 from chat.models import ChatMessage
-from chat.tests.conftest import key_for, lane_client, llm_document, stored
+from chat.tests.conftest import chat_while_the_upstream_holds, key_for, lane_client, llm_document, stored
 from core import generations
 from core.testing import statements_in_every_thread
 from metering.models import UsageCounter
@@ -601,20 +601,9 @@ def test_a_client_leaving_a_stream_frees_the_slot_and_stores_nothing(spy, llm_ag
 def test_slot_is_held_while_the_upstream_answers_then_freed(spy, llm_agent, fake_llm):
     key = key_for(llm_agent)
     _warm(key, spy)
-    fake_llm.hold = threading.Event()
-    result = {}
-    thread = threading.Thread(
-        target=lambda: result.setdefault("r", lane_client(key.raw_key).post(CHAT, {"message": "x"})))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while len(fake_llm.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _held(key) == (1, 1)
-    finally:
-        fake_llm.hold.set()
-        thread.join(30)
-    assert result["r"].status_code == 200
+    during, response = chat_while_the_upstream_holds(fake_llm, key.raw_key, lambda: _held(key))
+    assert during == (1, 1)
+    assert response.status_code == 200
     assert spy.outcomes == [True]
     assert _held(key) == (0, 0)
 

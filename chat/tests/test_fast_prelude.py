@@ -4,7 +4,6 @@ verification, slot or count there); the same answers, codes and counts as the pa
 path, unchanged, for everything unusual. Redis-only: skipped on the embedded configuration."""
 
 import asyncio
-import threading
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from apikeys import authentication, fastlane, redisstate
 from apikeys.usage import shown
 from chat import express, fastprelude, limits
-from chat.tests.conftest import key_for, lane_client
+from chat.tests.conftest import chat_while_the_upstream_holds, key_for, lane_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_breaker")]
 
@@ -195,21 +194,9 @@ def test_slot_held_while_the_upstream_answers_and_released_after(spy, llm_agent,
     key = key_for(llm_agent)
     _warm(key)
     spy.reset()
-    fake_llm.hold = threading.Event()
-    result = {}
-    thread = threading.Thread(
-        target=lambda: result.setdefault("r", lane_client(key.raw_key).post(CHAT, {"message": "x"})))
-    thread.start()
-    try:
-        for _ in range(500):
-            if len(fake_llm.requests) >= 2:
-                break
-            threading.Event().wait(0.02)
-        assert _held(key) == (1, 1)
-    finally:
-        fake_llm.hold.set()
-        thread.join(30)
-    assert result["r"].status_code == 200
+    during, response = chat_while_the_upstream_holds(fake_llm, key.raw_key, lambda: _held(key))
+    assert during == (1, 1)
+    assert response.status_code == 200
     assert spy.outcomes == [True]
     assert _held(key) == (0, 0)
 
