@@ -761,8 +761,24 @@ async def run_key_script(*, raw_key: str, parsed, now, permission: str | None, c
     redisstate.breaker.success()
     if reply[0] != b"ok":
         raise Declined
-    record, _, _ = keycache._decode(reply[1])
+    record = _record(reply[1])
     return _key_use(record, reply, parsed, now, permission, count, reset, use_id)
+
+
+_records: dict[bytes, KeyRecord] = {}
+
+
+def _record(entry: bytes) -> KeyRecord:
+    """The key record of a key-state entry, decoded once per process and entry: the entry's bytes are the
+    whole state (any change of the key, its tenant or agent, or a generation is a different entry), and a
+    record is never modified. Bounded: emptied when it holds 4,096 entries."""
+    record = _records.get(entry)
+    if record is None:
+        record = keycache._decode(entry)[0]
+        if len(_records) >= 4096:
+            _records.clear()
+        _records[entry] = record
+    return record
 
 
 def _key_use(record, reply, parsed, now, permission, count, reset, use_id) -> KeyUse:
