@@ -53,7 +53,7 @@ def _input_fields():
 
 def _plain_action(value) -> str | None:
     """The `action` field's result for the plain case (a string that is 1-100 characters once trimmed, no
-    NUL; surrogates cannot occur, `lane.json_object` declines escapes), else None (the field decides)."""
+    NUL; a lone surrogate cannot occur, `lane.json_object` refuses it), else None (the field decides)."""
     if type(value) is not str:
         return None
     value = value.strip()

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
-import json
 import logging
 import math
 import random
@@ -53,13 +52,13 @@ from functools import cache
 
 from django.conf import settings
 from django.utils import timezone, translation
+from rest_framework.exceptions import ParseError, ValidationError
 
 from apikeys import keycache, ratelimit, redisstate, usage, verification
 from apikeys.keys import KEY_PREFIX, hash_key, parse_key
 from apikeys.selectors import KeyRecord
 from core.context import request_id_from_header, request_id_var, request_started_var
-from core.parsers import MAX_BODY_NESTING, SURROGATE_ESCAPE
-from core.validation import has_lone_surrogate, json_nesting
+from core.parsers import loads_strict
 
 logger = logging.getLogger("maimconfig.fastlane")
 
@@ -421,25 +420,15 @@ def common_checks(scope, body: bytes, headers: dict[bytes, bytes], *, max_body: 
     return _language(headers.get(b"accept-language")), secure
 
 
-def _refuse_constant(name):
-    raise ValueError(name)
-
-
 def json_object(body: bytes) -> dict:
-    """The body as a JSON object, parsed as `core.parsers.StrictJSONParser` would (declines anything that
-    parser treats specially: lone surrogates, NaN/Infinity, too deep a nesting, non-objects). Escapes are
-    read (`\\u4f60`: a client's `json.dumps` writes Chinese text so)."""
+    """The body as a JSON object, read by the API's own strict parser (`core.parsers.loads_strict`: escapes
+    read, lone surrogates, NaN/Infinity and too deep a nesting refused); Declined for a refusal (Django
+    answers it) and for anything but an object."""
     try:
-        text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = loads_strict(body)
+    except (ValidationError, ParseError):
         raise Declined from None
     if type(data) is not dict:
-        raise Declined
-    if "\\u" in text and SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):
-        raise Declined
-    if text.count("[") + text.count("{") > MAX_BODY_NESTING and json_nesting(data, stop_after=MAX_BODY_NESTING) \
-            > MAX_BODY_NESTING:
         raise Declined
     return data
 

@@ -73,10 +73,8 @@ def sqlite_turn():
 
 
 def _burst(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-    if connections["default"].vendor == "sqlite":
-        with sqlite_lock:
-            return _run(fn, args, kwargs)
-    return _run(fn, args, kwargs)
+    with sqlite_turn():
+        return _run(fn, args, kwargs)
 
 
 def _run(fn, args, kwargs):

@@ -48,9 +48,9 @@ from apikeys import fastlane as lane
 from apikeys.metrics import record_verification
 from chat import agentcache, fastprelude, openai_compat, selectors, services
 from chat.aio import last_burst_release, release_slots, releasing_chunks, run_db
-from chat.serializers import CONVERSATION_ID_RE, MESSAGE_MAX_CHARS
+from chat.serializers import (CONVERSATION_ID_RE, MESSAGE_MAX_CHARS, ChatSendInputSerializer,
+                              OpenAIChatCompletionInputSerializer)
 from chat.streaming import chat_event_stream
-from core import generations
 from core.lanes import Admission, admission_gate
 
 logger = logging.getLogger("maimconfig.chat")
@@ -67,7 +67,6 @@ MAX_BODY = 256 * 1024
 _SEND_KEYS = frozenset({"message", "conversation_id", "user_id", "stream", "api_key"})
 _COMPLETION_KEYS = frozenset({"model", "messages", "stream"})
 _ROLES = frozenset({"system", "user", "assistant"})
-_ALLOW = (b"allow", b"POST, OPTIONS")
 _JSON = (b"content-type", b"application/json; charset=utf-8")
 _OPENAI_JSON = (b"content-type", b"application/json")
 _EVENT_STREAM = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -75,6 +74,12 @@ _EVENT_STREAM = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cach
 
 
 # --- the input: the plain shapes the chat lane's serializers accept unchanged --------------------------------
+
+# The limits of the serializers' own fields.
+_USER_ID_MAX = ChatSendInputSerializer._declared_fields["user_id"].max_length
+_MODEL_MAX = OpenAIChatCompletionInputSerializer._declared_fields["model"].max_length
+_MESSAGES_MAX = OpenAIChatCompletionInputSerializer._declared_fields["messages"].max_length
+
 
 def _send_input(data: dict) -> dict:
     """`ChatSendInputSerializer.validated_data` for a body of the plain shape, or Declined."""
@@ -93,7 +98,7 @@ def _send_input(data: dict) -> dict:
         out["conversation_id"] = conversation_id
     if "user_id" in data:
         user_id = data["user_id"]
-        if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= 128
+        if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= _USER_ID_MAX
                                     or user_id != user_id.strip()):
             raise lane.Declined
         out["user_id"] = user_id
@@ -117,11 +122,11 @@ def _completion_input(data: dict) -> dict:
     out = {}
     if "model" in data:
         model = data["model"]
-        if type(model) is not str or len(model) > 200 or model != model.strip():
+        if type(model) is not str or len(model) > _MODEL_MAX or model != model.strip():
             raise lane.Declined
         out["model"] = model
     messages = data.get("messages")
-    if type(messages) is not list or not 0 < len(messages) <= 200:
+    if type(messages) is not list or not 0 < len(messages) <= _MESSAGES_MAX:
         raise lane.Declined
     plain = []
     for message in messages:
@@ -175,7 +180,7 @@ class _Answer:
         rate = use.rate
         if rate is not None and rate.allowed:
             extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in rate.headers().items()]
-        self.tail = [_ALLOW, *extra, *([hsts] if secure and hsts is not None else ()), *tail,
+        self.tail = [_allow(), *extra, *([hsts] if secure and hsts is not None else ()), *tail,
                      (b"x-request-id", request_id.encode("latin-1"))]
 
     async def json(self, payload: bytes, *, openai: bool = False) -> None:
@@ -194,6 +199,19 @@ class _Answer:
             await self.send({"type": "http.response.body", "body": b""})
         finally:
             await chunks.aclose()
+
+
+_allow_header = None
+
+
+def _allow() -> tuple[bytes, bytes]:
+    """The `Allow` header DRF adds to the chat views' answers (their allowed methods)."""
+    global _allow_header
+    if _allow_header is None:
+        from chat.views import ChatSendView
+
+        _allow_header = (b"allow", ", ".join(ChatSendView().allowed_methods).encode("latin-1"))
+    return _allow_header
 
 
 _security_headers = None
@@ -263,15 +281,12 @@ async def handle(scope, body: bytes, receive, send) -> bool:
             validated = _send_input(data)
     except lane.Declined:
         return False
-    parsed_agent = _agent_of(raw_key)
-    if parsed_agent is None:
-        return False
     request_id, *tokens, started = lane.begin(headers)
     gate = admission_gate()
     await gate.acquire()
     admission = Admission(gate)
     try:
-        taken = await fastprelude.take_key(raw_key, generation=generations.agent(parsed_agent))
+        taken = await fastprelude.take_key(raw_key, agent_generation=True)
         if taken is None:
             return False
         record_verification("valid", "request")
@@ -291,13 +306,6 @@ async def handle(scope, body: bytes, receive, send) -> bool:
     finally:
         admission.release()
         lane.end(tokens)
-
-
-def _agent_of(raw_key: str) -> str | None:
-    from apikeys.keys import parse_key
-
-    parsed = parse_key(raw_key)
-    return parsed.agent_id if parsed is not None else None
 
 
 class _Pace:

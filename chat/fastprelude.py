@@ -45,6 +45,7 @@ from apikeys.authentication import header_key
 from apikeys.keys import parse_key
 from apikeys.principal import AgentKeyPrincipal
 from chat import limits
+from core import generations
 
 logger = logging.getLogger("maimconfig.chat")
 
@@ -109,13 +110,15 @@ async def take(request, *, body_key: bool) -> FastPrelude | None:
     return await take_key(raw_key)
 
 
-async def take_key(raw_key: str, *, generation: str = "") -> FastPrelude | None:
+async def take_key(raw_key: str, *, agent_generation: bool = False) -> FastPrelude | None:
     """`take` for a key already read from the request (`chat.express` reads it from the raw headers and
-    body). `generation`: a `core.generations` name read in the same round trip (`FastPrelude.use.stamp`)."""
+    body). `agent_generation`: the key's agent's generation (`core.generations.agent`) is read in the same
+    round trip (`FastPrelude.use.stamp`)."""
     try:
         parsed = parse_key(raw_key)
         if parsed is None:
             raise lane.Declined
+        generation = generations.agent(parsed.agent_id) if agent_generation else ""
         usage.ensure_flusher()
         now = timezone.now()
         now_ms = int(time.time() * 1000)

@@ -3,8 +3,9 @@
 The reply-producing functions are async (the chat lane, `core.lanes`): the upstream call is awaited on the
 event loop, and the database work runs in short bursts through `chat.aio.run_db` (bounded executor). No
 database connection or transaction belongs to a request while it waits: a turn is read (history),
-answered, then stored in one short transaction (both messages together). Nothing is stored when the reply
-fails. Every answered call and every upstream failure is counted in the usage counters (`count_usage`).
+answered, then stored in one short transaction (both messages together), in the worker's next group
+commit (`chat.writes`). Nothing is stored when the reply fails. Every answered call and every upstream
+failure is counted in the usage counters (`chat.writes.count_usage`).
 """
 
 import asyncio

@@ -172,8 +172,8 @@ def chat_turn_store(*, agent, api_key_id: str | None, conversation_id: str, user
                     reply, request_id: str, received_at, route: str | None = None, prepared=None,
                     fresh: bool = False) -> tuple[ChatMessage, ChatMessage]:
     """Store one completed turn: the user's message and the reply, in one transaction; then count it. A
-    `fresh` conversation (id generated for this turn) is inserted without looking it up first. The chat
-    routes write it in their worker's next batch (`chat.writes`), which also frees the request's slots."""
+    `fresh` conversation (id generated for this turn) is inserted without looking it up first. A batch of
+    one write, or each write of a failed batch (`write_batch`)."""
     with sqlite_turn():
         with transaction.atomic():
             stored = _store(agent=agent, api_key_id=api_key_id, conversation_id=conversation_id,

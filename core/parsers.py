@@ -24,7 +24,7 @@ TOO_DEEP = _("The JSON body must not be nested deeper than {limit} levels of obj
 LONE_SURROGATE = _("The JSON body contains a string that is not valid Unicode (a lone surrogate such as \\ud800).")
 NOT_UTF8 = _("The JSON body must be UTF-8 encoded.")
 
-SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _refused(message) -> ValidationError:
@@ -37,25 +37,31 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def loads_strict(raw: bytes):
+    """`raw` read as the API reads a JSON body (module docstring): the value, or ValidationError (not UTF-8,
+    too deep, a lone surrogate) or ParseError (malformed, NaN/Infinity). The bot fast lanes read their
+    bodies with it too (`apikeys.fastlane.json_object`), so both paths accept exactly the same bodies."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refused(NOT_UTF8) from None
+    # Cheap guard first: a body with few brackets cannot be deep, whatever it holds.
+    deep_possible = text.count("[") + text.count("{") > MAX_BODY_NESTING
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _refused(TOO_DEEP) from None
+    except ValueError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
+    if deep_possible and json_nesting(data, stop_after=MAX_BODY_NESTING) > MAX_BODY_NESTING:
+        raise _refused(TOO_DEEP)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):
+        raise _refused(LONE_SURROGATE)
+    return data
+
+
 class StrictJSONParser(JSONParser):
     """`application/json`, parsed strictly: no NaN/Infinity, bounded nesting, valid Unicode only."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        raw = stream.read() if stream is not None else b""
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _refused(NOT_UTF8) from None
-        # Cheap guard first: a body with few brackets cannot be deep, whatever it holds.
-        deep_possible = text.count("[") + text.count("{") > MAX_BODY_NESTING
-        try:
-            data = json.loads(text, parse_constant=_refuse_constant)
-        except RecursionError:
-            raise _refused(TOO_DEEP) from None
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
-        if deep_possible and json_nesting(data, stop_after=MAX_BODY_NESTING) > MAX_BODY_NESTING:
-            raise _refused(TOO_DEEP)
-        if "\\u" in text and SURROGATE_ESCAPE.search(text) and has_lone_surrogate(data):
-            raise _refused(LONE_SURROGATE)
-        return data
+        return loads_strict(stream.read() if stream is not None else b"")
