@@ -2,6 +2,7 @@
 the service; a config edit in the agent admin makes a version."""
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from agents import configdoc, services
@@ -27,7 +28,7 @@ def test_version_list_and_detail_mask_keys(admin_client, agent):
     response = admin_client.get(changelist, {"agent__id__exact": agent.pk})
     assert response.status_code == 200 and response.context["cl"].result_count == 2
     first = AgentConfigVersion.objects.get(agent=agent, number=1)
-    html = admin_client.get(reverse("admin:agents_agentconfigversion_change", args=[first.pk])).content.decode()
+    html = admin_client.get(reverse("admin:agents_agentconfigversion_change", args=[quote(first.pk)])).content.decode()
     assert "sk-first" not in html and "gAAAA" not in html and "********" in html
     assert "Roll back to this version" in html
 
@@ -72,7 +73,7 @@ def test_refused_rollback_shows_the_error_and_changes_nothing(admin_client, agen
 
 
 def test_config_edit_in_the_agent_admin_makes_a_version(admin_client, agent):
-    response = admin_client.post(reverse("admin:agents_agent_change", args=[agent.pk]), {
+    response = admin_client.post(reverse("admin:agents_agent_change", args=[quote(agent.pk)]), {
         "name": agent.name, "description": "", "template_id": "", "status": "active", "tags": "[]",
         "config": '{"persona": "Edited in the admin."}'})
     assert response.status_code == 302, response.content[:3000]
@@ -83,6 +84,6 @@ def test_config_edit_in_the_agent_admin_makes_a_version(admin_client, agent):
 
 
 def test_agent_change_page_links_to_its_versions(admin_client, agent):
-    html = admin_client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+    html = admin_client.get(reverse("admin:agents_agent_change", args=[quote(agent.pk)])).content.decode()
     assert f"?agent__id__exact={agent.pk}" in html
     assert reverse("admin:agents_agentconfigversion_compare", args=[agent.pk]) in html

@@ -2,6 +2,7 @@
 with filters and a readable diff."""
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def test_admin_write_records_one_event_as_the_logged_in_operator(admin_client, admin_user):
     tenant = TenantFactory(tenant_name="Before")
-    response = admin_client.post(reverse("admin:tenants_tenant_change", args=[tenant.pk]), {
+    response = admin_client.post(reverse("admin:tenants_tenant_change", args=[quote(tenant.pk)]), {
         "tenant_name": "After", "tenant_type": tenant.tenant_type, "status": "active", "description": "",
         "contact_email": "", "tenant_config": "null", "owner_id": ""})
     assert response.status_code == 302, response.content[:2000]
@@ -35,12 +36,12 @@ def test_audit_admin_is_read_only_with_filters_and_a_diff_table(admin_client):
     assert admin_client.get(changelist, {"action__exact": "api_key.create"}).context["cl"].result_count == 1
     assert admin_client.get(changelist, {"tenant": event.tenant_id}).context["cl"].result_count == 1
     assert admin_client.get(changelist, {"q": event.target_id}).context["cl"].result_count == 1
-    detail = admin_client.get(reverse("admin:audit_auditevent_change", args=[event.pk]))
+    detail = admin_client.get(reverse("admin:audit_auditevent_change", args=[quote(event.pk)]))
     html = detail.content.decode()
     assert detail.status_code == 200
     assert "<code>description</code>" in html and "&lt;b&gt;old&lt;/b&gt;" in html and "<b>old</b>" not in html
     assert admin_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
-    assert admin_client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}
+    assert admin_client.post(reverse("admin:audit_auditevent_delete", args=[quote(event.pk)]), {"post": "yes"}
                              ).status_code == 403
     assert AuditEvent.objects.count() == 2
 
@@ -49,7 +50,7 @@ def test_conversation_deleted_in_the_admin_is_audited(admin_client, admin_user):
     from chat.tests.factories import ChatConversationFactory
 
     conversation = ChatConversationFactory()
-    response = admin_client.post(reverse("admin:chat_chatconversation_delete", args=[conversation.pk]),
+    response = admin_client.post(reverse("admin:chat_chatconversation_delete", args=[quote(conversation.pk)]),
                                  {"post": "yes"})
     assert response.status_code == 302
     event = AuditEvent.objects.get()

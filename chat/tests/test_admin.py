@@ -21,13 +21,13 @@ def test_changelists_search_and_detail(admin_client, turn):
         url = reverse(f"admin:chat_{name}_changelist")
         assert admin_client.get(url).status_code == 200
         assert admin_client.get(url, {"q": "admin-conv"}).status_code == 200
-    assert admin_client.get(reverse("admin:chat_chatconversation_change", args=[turn.conversation_id])).status_code == 200
+    assert admin_client.get(reverse("admin:chat_chatconversation_change", args=[quote(turn.conversation_id)])).status_code == 200
     assert admin_client.get(reverse("admin:chat_chatmessage_change", args=[quote(turn.id)])).status_code == 200
     assert admin_client.get(reverse("admin:chat_chatmessage_add")).status_code == 403
 
 
 def test_delete_conversation(admin_client, turn):
-    url = reverse("admin:chat_chatconversation_delete", args=[turn.conversation_id])
+    url = reverse("admin:chat_chatconversation_delete", args=[quote(turn.conversation_id)])
     assert admin_client.post(url, {"post": "yes"}).status_code == 302
     assert ChatConversation.objects.count() == 0 and ChatMessage.objects.count() == 0
 
