@@ -196,17 +196,26 @@ def bot_traffic(base, agents, stop, queue):
     asyncio.run(run())
 
 
+def descendants(pid):
+    """`pid` and every process below it (the workers, and each worker's chat process)."""
+    found, queue = [], [pid]
+    while queue:
+        one = queue.pop()
+        found.append(one)
+        try:
+            for task in os.listdir(f"/proc/{one}/task"):
+                with open(f"/proc/{one}/task/{task}/children") as f:
+                    queue += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return found
+
+
 def cpu_seconds(pid, children=True):
-    """User + system CPU seconds of the gunicorn master and its workers (Linux /proc); of `pid` alone
+    """User + system CPU seconds of the gunicorn master and every process below it (Linux /proc); of `pid` alone
     without `children`."""
     ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        if children:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
+    pids = descendants(pid) if children else [pid]
     total = 0
     for one in pids:
         try:
@@ -229,14 +238,8 @@ class Sampler(threading.Thread):
         self.running = True
 
     def rss_kib(self):
-        pids = [self.pid]
-        try:
-            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-        except OSError:
-            pass
         total = 0
-        for pid in pids:
+        for pid in descendants(self.pid):
             try:
                 with open(f"/proc/{pid}/status") as f:
                     for line in f:
@@ -342,7 +345,7 @@ def main():
           f"requests (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs); on the same CPUs meanwhile: "
           f"this load generator {own_used:.1f} s (its chat process), the slow upstream {upstream_used:.1f} s")
     print(f"max MariaDB connections of the service: {sampler.max_connections}; "
-          f"max total RSS (master + workers): {sampler.max_rss_kib / 1024:.0f} MiB")
+          f"max total RSS (master, workers, chat processes): {sampler.max_rss_kib / 1024:.0f} MiB")
     v_ms = [s * 1000 for _, s, _ in during["validate"]]
     h_ms = [s * 1000 for _, s, _ in during["heartbeat"]]
     print(f"RESULT chats={len(all_chats)} correct_pct={100 * correct / max(1, len(all_chats)):.2f} "

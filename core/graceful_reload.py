@@ -40,10 +40,17 @@ def on_reload(arbiter) -> None:
 
 
 def post_worker_init(worker) -> None:
+    from core import chatproc
+
+    try:
+        chatproc.start_for_worker(worker)  # starts alongside this worker's warm-up
+    except Exception:  # noqa: BLE001 - without its chat process the worker serves chat itself
+        worker.log.warning("The chat process did not start", exc_info=True)
     try:
         warm_up()
     except Exception:  # noqa: BLE001 - a failed warm-up only costs the first requests some time
         worker.log.warning("Warm-up of the new worker failed", exc_info=True)
+    chatproc.wait_for_worker()
 
 
 def warm_up() -> None:

@@ -48,6 +48,8 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.urls import get_urlconf, set_script_prefix
 from django.utils.module_loading import import_string
 
+from core import chatproc
+
 logger = logging.getLogger("maimconfig.lanes")
 
 # The routes whose requests wait on an upstream model (api.md §10, §11). Paths answer with and without
@@ -570,6 +572,9 @@ class LaneDispatcher:
         first database burst (`release_admission`, called by the chat lane) or when it ends."""
         body, disconnected = await read_body(receive, self.body_limit)
         if disconnected:
+            return
+        process = chatproc.front()
+        if process is not None and await process.handoff(scope, body, receive):
             return
         express = _chat_express.get((scope["method"], scope["path"])) if _chat_express else None
         if express is not None and await express(scope, body, receive, send):

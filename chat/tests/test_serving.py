@@ -149,3 +149,100 @@ def test_graceful_stop_lets_in_flight_chats_finish(served):
     # A liveness bound, not a speed check: above GUNICORN_GRACEFUL_TIMEOUT (70 s) so a slow, loaded machine
     # still sees the workers finish by themselves.
     assert proc.wait(timeout=150) == 0
+
+
+# --- the chat process (core/chatproc.py): each worker hands its chat connections to a process of its own ---
+
+
+def _chat_processes(gunicorn_pid: int) -> dict[int, int]:
+    """{chat process pid: its worker's pid} for the gunicorn master `gunicorn_pid` (Linux /proc)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            grandparent = int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"core.chatproc" in cmdline and grandparent == gunicorn_pid:
+            found[int(entry)] = parent
+    return found
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie: its exit is complete, its files (the worker's socketpair) closed. (A process being
+    killed loses its command line before it closes its files.)"""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_each_worker_hands_its_chats_to_its_own_chat_process_at_a_lower_priority(served):
+    port, raw, fake, proc = served["port"], served["raw"], served["fake"], served["proc"]
+    children = _chat_processes(proc.pid)
+    assert len(children) == 2 and len(set(children.values())) == 2  # one per worker
+    # Each lowers its priority once started (the second worker may still be waiting for its own).
+    _wait_for(lambda: all(_nice(pid) == 10 for pid in children), 60, "the chat processes at nice 10")
+    workers = set(children.values())
+    before = {pid: _sockets(pid) for pid in [*children, *workers]}
+    fake.hold = threading.Event()
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(_post(port, "/api/v2/chat", {"message": f"m{i}"},
+                                                                         key=raw)))
+               for i in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        _wait_for(lambda: fake.open.now >= 8, 60, "8 chats open at the upstream")
+        # Each held chat keeps its client's connection and its upstream connection open in a chat process;
+        # the workers hold neither.
+        assert sum(_sockets(pid) - before[pid] for pid in children) >= 16
+        assert sum(_sockets(pid) - before[pid] for pid in workers) < 8
+        status, body = _post(port, "/api/v2/auth/validate-api-key", {"api_key": raw}, timeout=20)
+        assert status == 200 and body["data"]["valid"] is True
+    finally:
+        fake.hold.set()
+        for thread in threads:
+            thread.join(60)
+    assert [status for status, _ in results] == [200] * 8
+    assert all(body["data"]["response"] == "Hello from the fake model." for _, body in results)
+
+
+def test_a_worker_without_its_chat_process_serves_chat_itself(served):
+    port, raw, proc = served["port"], served["raw"], served["proc"]
+    children = _chat_processes(proc.pid)
+    _wait_for(lambda: all(_nice(pid) == 10 for pid in children), 60, "both chat processes started")
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: all(_exited(pid) for pid in children), 30, "the chat processes gone")
+    for i in range(4):  # both workers, whichever takes the connection
+        status, body = _post(port, "/api/v2/chat", {"message": f"after {i}"}, key=raw)
+        assert status == 200 and body["data"]["response"] == "Hello from the fake model."
+
+
+def test_a_chat_process_stops_with_its_worker(served):
+    proc = served["proc"]
+    children = _chat_processes(proc.pid)
+    child, worker = next(iter(children.items()))
+    os.kill(worker, signal.SIGKILL)  # no graceful stop: the socketpair's end of file is what tells the child
+    _wait_for(lambda: _exited(child), 60, "the chat process of the killed worker gone")
+    # gunicorn replaces the worker, and the new worker has its own chat process.
+    _wait_for(lambda: len(_chat_processes(proc.pid)) == 2 and child not in _chat_processes(proc.pid), 120,
+              "a chat process for the new worker")

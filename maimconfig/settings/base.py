@@ -78,6 +78,9 @@ MAIMCONFIG_SYNC_THREADS = env.int("MAIMCONFIG_SYNC_THREADS", default=6)
 MAIMCONFIG_CHAT_DB_THREADS = env.int("MAIMCONFIG_CHAT_DB_THREADS", default=4)
 # Chat requests per worker running their first database burst at once (chat.aio's admission gate).
 MAIMCONFIG_CHAT_ADMISSION = env.int("MAIMCONFIG_CHAT_ADMISSION", default=2)
+# Each gunicorn worker hands its chat connections to a chat process of its own at a lower CPU priority
+# (core/chatproc.py); off: the worker serves chat itself.
+MAIMCONFIG_CHAT_PROCESS = env.bool("MAIMCONFIG_CHAT_PROCESS", default=True)
 # Threads per worker running the fast lane's heartbeat upserts (activity/fastlane.py).
 MAIMCONFIG_FAST_HEARTBEAT_THREADS = env.int("MAIMCONFIG_FAST_HEARTBEAT_THREADS", default=2)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
