@@ -4,6 +4,8 @@ gunicorn's native ASGI worker serves `maimconfig.asgi:application`, the lane dis
 (README "Serving model"): chat requests wait for their upstream model on the event loop; every other
 request runs in Django's WSGI handler in a bounded pool of `MAIMCONFIG_SYNC_THREADS` threads per worker.
 uvloop and the C HTTP parser (gunicorn_h1c) are used when installed (they are in requirements.txt).
+Each worker hands its chat connections to a chat process of its own at a lower CPU priority
+(`core/chatproc.py`, started by `post_worker_init`; MAIMCONFIG_CHAT_PROCESS=false turns it off).
 
 Database connections: at most workers x (MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS +
 MAIMCONFIG_FAST_HEARTBEAT_THREADS), 2 x (6 + 4 + 2) = 24 on a 2-core machine; the default worker count is capped

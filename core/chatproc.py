@@ -117,6 +117,8 @@ class Front:
     def _lost(self) -> None:
         self.ready = False
         if self.ctrl is not None:
+            if self._waiters:
+                self._writable()  # unregisters the descriptor and wakes the waiting sends (they see no ctrl)
             self.ctrl.close()
             self.ctrl = None
         if self.process is not None:
@@ -182,11 +184,6 @@ class Front:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def stop(self) -> None:
-        if self.ctrl is not None:
-            self.ctrl.close()  # end of file: the chat process finishes its connections and exits
-            self.ctrl = None
-
 
 def request_bytes(scope: dict, body: bytes) -> bytes:
     """The request as HTTP/1.1 bytes: the head as parsed (header names lower-case, as HTTP allows), the
@@ -232,6 +229,7 @@ class _Connection:
         protocol = self.protocol
         parser = protocol._callback_parser
         return (not protocol._closed and not protocol._is_ssl and protocol._websocket is None
+                and protocol.transport.get_extra_info("socket") is not None
                 and parser is not None and not getattr(parser, "remaining_truncated", False)
                 and not parser.remaining() and not protocol._finishing_calls)
 
@@ -281,11 +279,6 @@ def wait_for_worker() -> None:
     at the same time), so a new worker hands off from its first request."""
     if _front is not None and not _front.wait_ready(CHAT_PROCESS_START_SECONDS):
         logger.warning("The chat process is not ready; this worker serves chat itself until it is.")
-
-
-def stop_for_worker() -> None:
-    if _front is not None:
-        _front.stop()
 
 
 # --- the chat process --------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 gunicorn runs its native ASGI worker (`gunicorn.conf.py`); every worker process serves
 `maimconfig.asgi:application`, a `LaneDispatcher`:
 
-* **Chat lane** (`CHAT_LANE_PATHS`): Django's ASGI handler with async views (`chat.aviews`). A chat request
+* **Chat lane** (`CHAT_LANE_PATHS`): in a gunicorn worker, the request's connection is first handed to the
+  worker's chat process (`core.chatproc`), which runs this same dispatcher at a lower CPU priority; what
+  follows runs there (or here, when there is no chat process). Django's ASGI handler with async views
+  (`chat.aviews`). A chat request
   waits for its upstream model on the event loop, holding no thread and no database connection; its short
   database bursts run in the chat app's own bounded executor (`MAIMCONFIG_CHAT_DB_THREADS`).
   With Redis, the common chat request is answered before that by the chat express (`chat.express`,
