@@ -77,12 +77,21 @@ class Front:
 
     def wait_ready(self, seconds: float) -> bool:
         """Block until the chat process is ready (the worker waits before it serves), at most `seconds`."""
+        return self._read_ready(seconds)
+
+    def _check_ready(self) -> bool:
+        return self.ready or self._read_ready(None)
+
+    def _read_ready(self, seconds: float | None) -> bool:
+        """Read the chat process's one message, "ready" (`seconds`: wait that long; None: don't wait); end
+        of file means it is gone."""
         if self.ctrl is None:
             return False
-        self.ctrl.settimeout(seconds)
+        if seconds is not None:
+            self.ctrl.settimeout(seconds)
         try:
             message = self.ctrl.recv(16)
-        except TimeoutError:
+        except (BlockingIOError, TimeoutError):
             return False
         except OSError:
             self._lost()
@@ -94,24 +103,6 @@ class Front:
             self.ready = True
             return True
         self._lost()
-        return False
-
-    def _check_ready(self) -> bool:
-        if self.ready:
-            return True
-        if self.ctrl is None:
-            return False
-        try:
-            message = self.ctrl.recv(16)
-        except BlockingIOError:
-            return False
-        except OSError:
-            self._lost()
-            return False
-        if message == _READY:
-            self.ready = True
-            return True
-        self._lost()  # end of file: the chat process is gone
         return False
 
     def _lost(self) -> None:

@@ -182,10 +182,12 @@ def _sockets(pid: int) -> int:
 
 
 def _exited(pid: int) -> bool:
-    """Gone, or a zombie: its exit is complete, its files (the worker's socketpair) closed. (A process being
-    killed loses its command line before it closes its files.)"""
+    """Gone, or a zombie whose threads have all exited: its files (the worker's socketpair) are closed. (A
+    process being killed loses its command line before it closes its files, and its first thread turns
+    zombie while the others, which share the file table, may still be exiting.)"""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        return zombie and len(os.listdir(f"/proc/{pid}/task")) == 1
     except OSError:
         return True
 
