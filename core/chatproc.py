@@ -19,6 +19,11 @@ itself, as before. The chat process lives and dies with its worker: it stops whe
 end of file (the worker stopped, was reloaded or was killed), finishes the connections it holds (up to the
 graceful timeout), runs the application's shutdown callbacks (usage counts pending in Redis are flushed)
 and exits.
+
+The worker side reaches into gunicorn's HTTP/1 protocol: it replaces `gunicorn.workers.gasgi.ASGIProtocol`
+with a subclass before the worker's servers are created, and reads and sets private attributes of it
+(`_callback_parser`, `_closed`, `_is_ssl`, `_websocket`, `_finishing_calls`). gunicorn is pinned in
+requirements.txt; the serving tests (chat/tests/test_serving.py) cover the hand-off end to end.
 """
 
 from __future__ import annotations
