@@ -388,6 +388,10 @@ async def _serve(ctrl: socket.socket) -> None:
         await asyncio.sleep(0.1)
     worker.alive = False
     await lifespan.shutdown()
+    from core.metrics_export import flush_metrics, mark_worker_dead
+
+    flush_metrics()  # what the master does for a worker (gunicorn.conf.py), done here for this process
+    mark_worker_dead(os.getpid())
 
 
 def _lower_priority(nice: int) -> None:
