@@ -1,0 +1,22 @@
+"""Puts back the NULL/NOT NULL of this app's foreign-key columns where the primary-key collation changes of
+`tenants` and `agents` may have swapped them on MySQL/MariaDB (core/db/repair.py). No change of state."""
+
+from django.db import migrations
+
+from core.db.repair import restore_foreign_key_nullability
+
+
+def repair(apps, schema_editor):
+    restore_foreign_key_nullability(schema_editor, [apps.get_model("chat", "ChatConversation"),
+                                                    apps.get_model("chat", "ChatMessage")])
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("chat", "0002_binary_collation"),
+        ("tenants", "0002_binary_collation"),
+        ("agents", "0005_binary_collation_more"),
+    ]
+
+    operations = [migrations.RunPython(repair, migrations.RunPython.noop, elidable=True)]
