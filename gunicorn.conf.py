@@ -9,7 +9,8 @@ Each worker hands its chat connections to a chat process of its own at a lower C
 
 Database connections: at most workers x (MAIMCONFIG_SYNC_THREADS + MAIMCONFIG_CHAT_DB_THREADS +
 MAIMCONFIG_FAST_HEARTBEAT_THREADS), 2 x (6 + 4 + 2) = 24 on a 2-core machine; the default worker count is capped
-at 3 so the defaults stay within 40 (36).
+at 3 so the defaults stay within 40 (36). Each worker's chat process has a pool of its own (README "Serving
+model": the bound and what was measured).
 Every value can be overridden with the environment variables named below.
 """
 
