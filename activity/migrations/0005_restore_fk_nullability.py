@@ -3,12 +3,7 @@
 
 from django.db import migrations
 
-from core.db.repair import restore_foreign_key_nullability
-
-
-def repair(apps, schema_editor):
-    restore_foreign_key_nullability(schema_editor, [apps.get_model("activity", "AgentActivity"),
-                                                    apps.get_model("activity", "UsageLog")])
+from core.db.repair import restore_foreign_key_nullability_operation
 
 
 class Migration(migrations.Migration):
@@ -19,4 +14,4 @@ class Migration(migrations.Migration):
         ("agents", "0005_binary_collation_more"),
     ]
 
-    operations = [migrations.RunPython(repair, migrations.RunPython.noop, elidable=True)]
+    operations = [restore_foreign_key_nullability_operation("activity", "AgentActivity", "UsageLog")]

@@ -32,3 +32,13 @@ def restore_foreign_key_nullability(schema_editor, models) -> None:
                 text = f" CHARACTER SET {charset} COLLATE {collation}" if charset and collation else ""
                 cursor.execute(f"ALTER TABLE {quote(table)} MODIFY {quote(field.column)} {column_type}{text} "
                                f"{'NULL' if field.null else 'NOT NULL'}")
+
+
+def restore_foreign_key_nullability_operation(app_label: str, *model_names: str):
+    """The migration operation running the repair on `app_label`'s models `model_names` (historical)."""
+    from django.db import migrations
+
+    def repair(apps, schema_editor):
+        restore_foreign_key_nullability(schema_editor, [apps.get_model(app_label, name) for name in model_names])
+
+    return migrations.RunPython(repair, migrations.RunPython.noop, elidable=True)
