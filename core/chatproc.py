@@ -202,6 +202,11 @@ def protocol_class():
     (`extensions["maimconfig.connection"]`), for `Front.handoff`."""
     from gunicorn.asgi.protocol import ASGIProtocol
 
+    # gunicorn caches whether its C parser is available on the class it is asked through, but reads the
+    # cache from `ASGIProtocol` itself: asked first through a subclass, every connection would get the
+    # Python parser. Asking the base class once fills the cache where it is read.
+    ASGIProtocol._check_h1c_protocol_available()
+
     class HandOffProtocol(ASGIProtocol):
         def _build_http_scope(self, request, sockname, peername):
             scope = super()._build_http_scope(request, sockname, peername)

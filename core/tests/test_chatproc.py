@@ -28,3 +28,22 @@ def test_the_query_and_the_raw_path_are_kept_and_http_1_0_stays_1_0():
                                 query_string=b"a=1&b=%20", http_version="1.0"), b"")
     assert sent.startswith(b"POST /v1/chat/completions%2F?a=1&b=%20 HTTP/1.0\r\n")
     assert sent.endswith(b"content-length: 0\r\n\r\n")
+
+
+def test_the_workers_protocol_parses_with_gunicorns_c_parser():
+    """The worker's protocol subclass must not lose gunicorn_h1c (gunicorn caches its availability on the
+    class it is asked through but reads it from the base class). A fresh interpreter: nothing asked before."""
+    import subprocess
+    import sys
+
+    code = (
+        "from gunicorn.config import Config\n"
+        "from core.chatproc import protocol_class\n"
+        "cls = protocol_class()\n"
+        "protocol = cls.__new__(cls)\n"
+        "protocol.cfg = Config()\n"
+        "protocol._setup_callback_parser()\n"
+        "print(type(protocol._callback_parser).__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().startswith("gunicorn_h1c")
