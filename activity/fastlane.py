@@ -35,6 +35,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core import generations
+from core.context import request_id_var, request_started_var
 
 from apikeys import fastlane as lane
 from apikeys import redisstate, usage
@@ -184,7 +185,7 @@ async def heartbeat_handler(scope, body: bytes, send) -> bool:
         return True
     if names:
         await _bump(names)
-    tokens = (lane.request_id_var.set(request_id), lane.request_started_var.set(started))
+    tokens = (request_id_var.set(request_id), request_started_var.set(started))
     try:
         payload = lane.render(message="Heartbeat recorded", data=activity_representation(activity, default_zone=True),
                               tenant_id=record.tenant_id, language=language)

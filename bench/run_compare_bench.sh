@@ -130,6 +130,9 @@ plugins|1|plugins|${BT}GET /api/v1/plugins/settings${BT} (agent key here)|GET|/a
 usage|1|usage|${BT}POST /api/v1/usage/log${BT} (agent key here)|POST|/api/v1/usage/log|{"tenant_id":"$O_TENANT","agent_id":"$O_AGENT","action":"chat"}|$OK|POST|/api/v1/usage/log|{"tenant_id":"$TENANT","agent_id":"$AGENT","action":"chat"}|key|$OK
 models|1|models|${BT}GET /api/v2/system/models${BT}|GET|/api/v2/system/models||$OK|GET|/api/v2/system/models||op|$OK
 bot_defaults|1|bot_defaults|${BT}GET /api/v2/system/bot-defaults${BT}|GET|/api/v2/system/bot-defaults||$OK|GET|/api/v2/system/bot-defaults||op|$OK
+root|1|root|${BT}GET /${BT}|GET|/||MaiMBot API Server|GET|/||none|MaiMBot API Server
+health|1|health|${BT}GET /health${BT} (here: the database and the cache checked, shared for 1 s)|GET|/health||"healthy"|GET|/health||none|"healthy"
+info|1|info|${BT}GET /info${BT}|GET|/info||"MaiMBot API"|GET|/info||none|"MaiMBot API"
 trivial|info|trivial|trivial route (${BT}GET /health${BT} there, ${BT}GET /${BT} here)|GET|/health||"healthy"|GET|/||none|
 ROUTES
 if [[ -n ${BENCH_ONLY:-} ]]; then

@@ -51,6 +51,7 @@ from chat.aio import last_burst_release, release_slots, releasing_chunks, run_db
 from chat.serializers import (CONVERSATION_ID_RE, MESSAGE_MAX_CHARS, ChatSendInputSerializer,
                               OpenAIChatCompletionInputSerializer)
 from chat.streaming import chat_event_stream
+from core.fastlane import security_headers
 from core.lanes import Admission, admission_gate
 
 logger = logging.getLogger("maimconfig.chat")
@@ -220,7 +221,7 @@ _security_headers = None
 def _security():
     global _security_headers
     if _security_headers is None:
-        _security_headers = lane.security_headers()
+        _security_headers = security_headers()
     return _security_headers
 
 

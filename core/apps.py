@@ -12,6 +12,9 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from core import schema  # noqa: F401  (registers the OpenAPI auth extensions)
+        from core import opslane
+
+        opslane.register()  # `/`, `/info`, `/health` on the event loop (with or without Redis)
 
         if settings.MAIMCONFIG_AUTH_MODE == "open":
             logging.getLogger("maimconfig").warning(

@@ -172,7 +172,7 @@ class FastLaneSpy:
         from core import lanes
 
         saved = {key: lanes._fast_handlers.pop(key) for key in list(lanes._fast_handlers)
-                 if key[0] == self.method and key[1].rstrip("/") == self.path}
+                 if key[0] == self.method and (key[1].rstrip("/") or "/") == self.path}
         try:
             yield
         finally:

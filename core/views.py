@@ -89,7 +89,9 @@ _root_drf_view = RootView.as_view()
 
 
 @functools.cache
-def _root_body() -> bytes:
+def root_body() -> bytes:
+    """The bytes `RootView` renders for `GET /` (constant: rendered once per process; `core.opslane` sends
+    them too)."""
     return JSONRenderer().render(root_document())
 
 
@@ -102,9 +104,12 @@ def root(request):
     405), which gives the same answer as before."""
     if request.method not in ("GET", "HEAD"):
         return _root_drf_view(request)
-    response = HttpResponse(_root_body(), content_type="application/json")
-    response["Allow"] = "GET, HEAD, OPTIONS"
+    response = HttpResponse(root_body(), content_type="application/json")
+    response["Allow"] = ", ".join(root.allowed_methods)
     return response
+
+
+root.allowed_methods = ("GET", "HEAD", "OPTIONS")  # RootView's (core.fastlane.ResponseShape reads it)
 
 
 HEALTH_CHECK_SECONDS = 2.0  # spec §13.2: each check has a 2-second limit
@@ -172,27 +177,31 @@ class HealthView(OpsView):
     `timeout`, `too_many_connections`, `read_only`, …), without any error text."""
 
     def get(self, request):
-        database_problem = _run_check("database", check_database)
-        cache_problem = _run_check("cache", check_cache)
-        database = database_problem in (None, "read_only")  # SELECT 1 answered
-        cache_ok = cache_problem is None
-        healthy = database and cache_ok
-        problems = {name: problem for name, problem in (("database", database_problem), ("cache", cache_problem))
-                    if problem is not None}
-        return Response(
-            {
-                "status": "healthy" if healthy else "unhealthy",
-                "timestamp": round(time.time(), 3),
-                "version": settings.MAIMCONFIG_VERSION,
-                "services": {
-                    "database": "healthy" if database else "unhealthy",
-                    "cache": "healthy" if cache_ok else "unhealthy",
-                    "api": "healthy",
-                },
-                "problems": problems,
-            },
-            status=200 if healthy else 503,
-        )
+        document = health_document(health_problems())
+        return Response(document, status=200 if document["status"] == "healthy" else 503)
+
+
+def health_problems() -> dict[str, str]:
+    """Run both checks (each in its own thread, with its limit): {service: problem} of those that report one."""
+    found = (("database", _run_check("database", check_database)), ("cache", _run_check("cache", check_cache)))
+    return {name: problem for name, problem in found if problem is not None}
+
+
+def health_document(problems: dict[str, str]) -> dict:
+    """The body of `/health` for these problems (`read_only` is a note: the database still answers)."""
+    database = problems.get("database") in (None, "read_only")  # SELECT 1 answered
+    cache_ok = "cache" not in problems
+    return {
+        "status": "healthy" if database and cache_ok else "unhealthy",
+        "timestamp": round(time.time(), 3),
+        "version": settings.MAIMCONFIG_VERSION,
+        "services": {
+            "database": "healthy" if database else "unhealthy",
+            "cache": "healthy" if cache_ok else "unhealthy",
+            "api": "healthy",
+        },
+        "problems": problems,
+    }
 
 
 def database_vendor() -> str:
@@ -211,23 +220,28 @@ def cache_kind() -> str:
 
 class InfoView(OpsView):
     def get(self, request):
-        return Response({
-            "name": "MaiMBot API",
-            "description": "MaimConfig control plane for the MaiMBot chatbot platform",
-            "version": settings.MAIMCONFIG_VERSION,
-            "architecture": {
-                "isolation_levels": ["tenant", "agent", "platform"],
-                "auth_mode": settings.MAIMCONFIG_AUTH_MODE,
-                "database": database_vendor(),
-                "cache": cache_kind(),
-                # Spec §16: the server-wide switch; a client may still ask per request with a header.
-                "legacy_error_status": settings.MAIMCONFIG_LEGACY_ERROR_STATUS,
-            },
-            "supported_features": [
-                "tenants", "agents", "agent_config", "api_keys", "key_verification", "agent_activity",
-                "plugin_settings", "usage_log", "chat", "openai_compatible_chat",
-            ],
-        })
+        return Response(info_document())
+
+
+def info_document() -> dict:
+    """The body of `/info` (spec §13.3; reads the database vendor, so not on the event loop)."""
+    return {
+        "name": "MaiMBot API",
+        "description": "MaimConfig control plane for the MaiMBot chatbot platform",
+        "version": settings.MAIMCONFIG_VERSION,
+        "architecture": {
+            "isolation_levels": ["tenant", "agent", "platform"],
+            "auth_mode": settings.MAIMCONFIG_AUTH_MODE,
+            "database": database_vendor(),
+            "cache": cache_kind(),
+            # Spec §16: the server-wide switch; a client may still ask per request with a header.
+            "legacy_error_status": settings.MAIMCONFIG_LEGACY_ERROR_STATUS,
+        },
+        "supported_features": [
+            "tenants", "agents", "agent_config", "api_keys", "key_verification", "agent_activity",
+            "plugin_settings", "usage_log", "chat", "openai_compatible_chat",
+        ],
+    }
 
 
 # --- Django-level error views ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ cache. The Lua script `store.HIT` returns the entry named by the request's hash 
 every generation it was stamped with is current and Redis' clock is before its valid-until; the handler
 then sends Django's status, headers and body, with this request's `X-Request-ID`, `Content-Length` and
 envelope members (`timestamp`, `request_id`, `execution_time`, as `core.envelope.build_envelope` writes
-them), and records the django_prometheus series Django would (`apikeys.fastlane._Metrics`, under the
+them), and records the django_prometheus series Django would (`core.fastlane.ViewMetrics`, under the
 view name Django resolved). Anything else DECLINES (returns False, nothing sent) and Django answers (and
 stores the answer for the next request, `readcache.middleware`): a miss, a stale entry, no
 `Authorization` header, a cookie, `Origin`, `Sec-Fetch-Site`, a body, a disallowed `Host`, an HTTP request
@@ -22,6 +22,8 @@ from django.conf import settings
 from apikeys import fastlane as lane
 from apikeys import redisstate, usage
 from apikeys.metrics import KEY_VERIFICATIONS
+from core.context import request_id_from_header
+from core.fastlane import ViewMetrics, host_allowed, is_secure
 from readcache import routes, store
 
 logger = logging.getLogger("maimconfig.fastlane")
@@ -44,7 +46,7 @@ def _script(client):
 def _metrics_for(view_name: str):
     found = _metrics.get(view_name)
     if found is None:
-        found = _metrics[view_name] = lane._Metrics(view_name)
+        found = _metrics[view_name] = ViewMetrics(view_name)
     return found
 
 
@@ -72,9 +74,9 @@ async def handler(scope, body: bytes, send) -> bool:
     for name in _DECLINE_HEADERS:
         if name in headers:
             return False
-    if settings.DISALLOWED_USER_AGENTS or not lane._host_allowed(scope, headers):
+    if settings.DISALLOWED_USER_AGENTS or not host_allowed(scope, headers):
         return False
-    secure = lane._is_secure(scope, headers)
+    secure = is_secure(scope, headers)
     if settings.SECURE_SSL_REDIRECT and not secure:
         return False
     client = lane.loop_client()
@@ -120,7 +122,7 @@ async def handler(scope, body: bytes, send) -> bool:
         if rate is None:
             return False
     raw_id = headers.get(b"x-request-id")
-    request_id = lane.request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
+    request_id = request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
     answer = entry.body(timestamp=_timestamp(), request_id=request_id,
                         execution_time=round(time.perf_counter() - started, 4))
     await send({"type": "http.response.start", "status": entry.status,

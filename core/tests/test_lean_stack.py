@@ -214,13 +214,13 @@ def test_root_answers_with_what_rootview_renders():
 
 @override_settings(MAIMCONFIG_VERSION="9.9.9-test")
 def test_root_document_follows_the_settings_it_is_built_from():
-    from core.views import _root_body
+    from core.views import root_body
 
-    _root_body.cache_clear()
+    root_body.cache_clear()
     try:
         assert b'"version":"9.9.9-test"' in _call(ServiceWSGIHandler(), "GET", "/")["body"]
     finally:
-        _root_body.cache_clear()
+        root_body.cache_clear()
 
 
 def test_metrics_middleware_still_counts_each_request_by_view_and_method():

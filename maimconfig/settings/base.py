@@ -83,6 +83,8 @@ MAIMCONFIG_CHAT_ADMISSION = env.int("MAIMCONFIG_CHAT_ADMISSION", default=2)
 MAIMCONFIG_CHAT_PROCESS = env.bool("MAIMCONFIG_CHAT_PROCESS", default=True)
 # Threads per worker running the fast lane's heartbeat upserts (activity/fastlane.py).
 MAIMCONFIG_FAST_HEARTBEAT_THREADS = env.int("MAIMCONFIG_FAST_HEARTBEAT_THREADS", default=2)
+# Seconds a passing /health check is reused by the probes that follow (core/opslane.py); 0: every probe checks.
+MAIMCONFIG_HEALTH_CACHE_SECONDS = env.float("MAIMCONFIG_HEALTH_CACHE_SECONDS", default=1.0)
 MAIMCONFIG_SECRETS_KEY = env.str("MAIMCONFIG_SECRETS_KEY", default="")
 # When set, /metrics answers only `Authorization: Bearer <this token>` (spec §13.5; core.metrics_export).
 MAIMCONFIG_METRICS_TOKEN = env.str("MAIMCONFIG_METRICS_TOKEN", default="")
