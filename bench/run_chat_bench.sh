@@ -52,6 +52,9 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
+# /health answers as soon as the first worker serves; the others may still be warming up and starting their
+# chat processes. The benchmark measures a running service, not its start-up: give every worker time to start.
+sleep "${BENCH_SETTLE_SECONDS:-3}"
 
 echo "serving: gunicorn.conf.py defaults (workers=${GUNICORN_WORKERS:-min(cpus,3)}); database ${DATABASE_URL%%:*}; cache ${CACHE_URL%%:*}"
 "$PY" bench/chat_load.py "http://127.0.0.1:$PORT" "$WORK/agents.txt" "$GPID" "$DB_NAME" "$UPID"
