@@ -134,20 +134,28 @@ def common_checks(scope, body: bytes, headers: dict[bytes, bytes], *, max_body: 
     cookies (cross-site guard, session, language cookie), anything but a small JSON body, a disallowed
     Host, an HTTPS redirect, disallowed user agents.
     """
-    for name in _DECLINE_HEADERS:
-        if name in headers:
-            raise Declined
     if not body or len(body) > max_body or headers.get(b"content-type") not in _JSON_TYPES:
         raise Declined
     length = headers.get(b"content-length")
     if length is None or not length.isdigit() or int(length) != len(body):
         raise Declined
+    secure = request_checks(scope, headers)
+    return language_for(headers.get(b"accept-language")), secure
+
+
+def request_checks(scope, headers: dict[bytes, bytes], decline: tuple[bytes, ...] = _DECLINE_HEADERS) -> bool:
+    """The checks of every fast route, the body aside: none of the `decline` headers (browser markers,
+    cookies, a streamed body), an allowed Host, no disallowed user agents, no HTTPS redirect due. Returns
+    whether the request is secure, or raises Declined."""
+    for name in decline:
+        if name in headers:
+            raise Declined
     if settings.DISALLOWED_USER_AGENTS or not host_allowed(scope, headers):
         raise Declined
     secure = is_secure(scope, headers)
     if settings.SECURE_SSL_REDIRECT and not secure:
         raise Declined
-    return language_for(headers.get(b"accept-language")), secure
+    return secure
 
 
 def json_object(body: bytes) -> dict:

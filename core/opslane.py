@@ -30,7 +30,6 @@ from core.fastlane import Declined
 ROOT_PATH = "/"
 INFO_PATH = "/info"
 HEALTH_PATH = "/health"
-_DECLINE_HEADERS = (b"cookie", b"origin", b"sec-fetch-site", b"transfer-encoding")
 _METHODS = ("GET", "HEAD")
 
 
@@ -39,14 +38,7 @@ def _plain(scope, body: bytes) -> tuple[dict[bytes, bytes], str, bool]:
     if body or scope.get("query_string"):
         raise Declined
     headers = fastlane.request_headers(scope)
-    for name in _DECLINE_HEADERS:
-        if name in headers:
-            raise Declined
-    if settings.DISALLOWED_USER_AGENTS or not fastlane.host_allowed(scope, headers):
-        raise Declined
-    secure = fastlane.is_secure(scope, headers)
-    if settings.SECURE_SSL_REDIRECT and not secure:
-        raise Declined
+    secure = fastlane.request_checks(scope, headers)
     return headers, fastlane.language_for(headers.get(b"accept-language")), secure
 
 

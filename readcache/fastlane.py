@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 import time
 
-from django.conf import settings
 
 from apikeys import fastlane as lane
 from apikeys import redisstate, usage
 from apikeys.metrics import KEY_VERIFICATIONS
 from core.context import request_id_from_header
-from core.fastlane import ViewMetrics, host_allowed, is_secure
+from core.fastlane import Declined, ViewMetrics, request_checks
 from readcache import routes, store
 
 logger = logging.getLogger("maimconfig.fastlane")
@@ -71,13 +70,9 @@ async def handler(scope, body: bytes, send) -> bool:
     authorization = headers.get(b"authorization")
     if authorization is None:
         return False
-    for name in _DECLINE_HEADERS:
-        if name in headers:
-            return False
-    if settings.DISALLOWED_USER_AGENTS or not host_allowed(scope, headers):
-        return False
-    secure = is_secure(scope, headers)
-    if settings.SECURE_SSL_REDIRECT and not secure:
+    try:
+        secure = request_checks(scope, headers, _DECLINE_HEADERS)
+    except Declined:
         return False
     client = lane.loop_client()
     if client is None:
