@@ -13,8 +13,9 @@
 #   BENCH_EXACT_N (3000)  GUNICORN_WORKERS (gunicorn.conf.py's)  BENCH_CACHE_URL (redis://127.0.0.1:6379/15;
 #   "locmem" for the embedded default)
 # Targets (issue 11): trivial >= 35 % of the bare WSGI hello, validate >= 60 % of the trivial rate,
-# validate p99 <= 20 ms, usage counts exact. GET / is answered on the event loop (core/opslane.py); Django's own
-# floor is measured beside it on the same route with a query string (which that lane leaves to Django).
+# validate p99 <= 20 ms, usage counts exact. The trivial route of these checks is Django's floor: GET / with a
+# query string, which the operational fast lane (core/opslane.py) leaves to Django's handler and middleware.
+# Plain GET / is answered on the event loop by that lane; it is measured and shown beside, not checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,8 +85,8 @@ run_wrk() {  # run_wrk MODE PATH DURATION [MASTER_PID BASE_URL]: the RESULT line
 
 echo "gunicorn (gunicorn.conf.py, ASGI lane dispatcher) on $GUNICORN_BIND; database: ${DATABASE_URL%%:*}; cache: ${CACHE_URL:-locmem}"
 echo "warm-up..."
-run_wrk trivial / 3s >/dev/null
-run_wrk floor "/?via=django" 2s >/dev/null
+run_wrk trivial "/?via=django" 3s >/dev/null
+run_wrk root / 2s >/dev/null
 run_wrk validate /api/v2/auth/validate-api-key 3s >/dev/null
 run_wrk bare / 2s "$BARE_PID" "http://127.0.0.1:$((PORT + 1))" >/dev/null
 run_wrk bare_asgi / 2s "$BARE_ASGI_PID" "http://127.0.0.1:$((PORT + 2))" >/dev/null
@@ -98,30 +99,29 @@ BEFORE=$(usage)
 ROUND_LINES=""
 BARE_LINES=""
 BARE_ASGI_LINES=""
-FLOOR_LINES=""
+ROOT_LINES=""
 for round in $(seq 1 "$ROUNDS"); do
   B_LINE=$(run_wrk bare / "$DURATION" "$BARE_PID" "http://127.0.0.1:$((PORT + 1))")
-  T_LINE=$(run_wrk trivial / "$DURATION")
+  T_LINE=$(run_wrk trivial "/?via=django" "$DURATION")
   V_LINE=$(run_wrk validate /api/v2/auth/validate-api-key "$DURATION")
   A_LINE=$(run_wrk bare_asgi / "$DURATION" "$BARE_ASGI_PID" "http://127.0.0.1:$((PORT + 2))")
-  # Django's floor: the same route with a query string, which the fast lane (core/opslane.py) leaves to Django.
-  F_LINE=$(run_wrk floor "/?via=django" "$DURATION")
+  R_LINE=$(run_wrk root / "$DURATION")  # plain GET /: the operational fast lane (shown, not checked)
   echo "round $round: $B_LINE"
   echo "round $round: $T_LINE"
   echo "round $round: $V_LINE"
   echo "round $round: $A_LINE"
-  echo "round $round: $F_LINE"
+  echo "round $round: $R_LINE"
   ROUND_LINES+="$T_LINE"$'\n'"$V_LINE"$'\n'
   BARE_LINES+="$B_LINE"$'\n'"$T_LINE"$'\n'
   BARE_ASGI_LINES+="$A_LINE"$'\n'"$T_LINE"$'\n'
-  FLOOR_LINES+="$B_LINE"$'\n'"$F_LINE"$'\n'
+  ROOT_LINES+="$B_LINE"$'\n'"$R_LINE"$'\n'
 done
 AFTER=$(usage)
 
 read -r T_RPS V_RPS RATIO V_P50 V_P99 V_OK V_BAD T_CPU V_CPU < <("$PY" bench/wrk_rounds.py trivial validate <<<"$ROUND_LINES")
 read -r B_RPS _ BARE_RATIO _ _ _ _ B_CPU _ < <("$PY" bench/wrk_rounds.py bare trivial <<<"$BARE_LINES")
 read -r A_RPS _ ASGI_RATIO _ _ _ _ A_CPU _ < <("$PY" bench/wrk_rounds.py bare_asgi trivial <<<"$BARE_ASGI_LINES")
-read -r _ F_RPS FLOOR_RATIO _ _ _ _ _ F_CPU < <("$PY" bench/wrk_rounds.py bare floor <<<"$FLOOR_LINES")
+read -r _ R_RPS ROOT_RATIO _ _ _ _ _ R_CPU < <("$PY" bench/wrk_rounds.py bare root <<<"$ROOT_LINES")
 COUNTED=$((AFTER - BEFORE))
 echo "usage_count grew by $COUNTED during the wrk runs; wrk saw $V_OK valid verdicts, $V_BAD other answers" \
      "(requests still in flight when wrk stops are counted by the server but not by wrk: at most $CONNS per round)"
@@ -138,14 +138,12 @@ check() {  # check LABEL CONDITION
 }
 echo
 echo "medians over $ROUNDS rounds: validate-api-key $V_RPS req/s, p50 $V_P50 ms, p99 $V_P99 ms;" \
-     "trivial GET / $T_RPS req/s; validate/trivial $RATIO;" \
+     "trivial (GET /?via=django: Django's floor) $T_RPS req/s; validate/trivial $RATIO;" \
      "CPU per request (gunicorn + MariaDB): validate $V_CPU ms, trivial $T_CPU ms"
 echo "bare WSGI hello (sync lane) $B_RPS req/s ($B_CPU ms CPU/request): trivial/bare $BARE_RATIO;" \
      "bare ASGI hello (event loop) $A_RPS req/s ($A_CPU ms): trivial/bare ASGI $ASGI_RATIO"
-echo "Django's floor (GET /?via=django: the same route through Django's handler and middleware) $F_RPS req/s" \
-     "($F_CPU ms): floor/bare $FLOOR_RATIO"
+echo "plain GET / (the operational fast lane, not Django) $R_RPS req/s ($R_CPU ms): root/bare $ROOT_RATIO"
 check "trivial >= 35 % of the bare WSGI hello (median ratio $BARE_RATIO)" "$BARE_RATIO >= 0.35"
-check "Django's floor >= 35 % of the bare WSGI hello too (median ratio $FLOOR_RATIO)" "$FLOOR_RATIO >= 0.35"
 check "validate >= 60 % of the trivial rate (median ratio $RATIO)" "$RATIO >= 0.6"
 check "validate p99 <= 20 ms ($V_P99)" "$V_P99 <= 20"
 check "no failed validations during wrk ($V_BAD)" "$V_BAD == 0"
