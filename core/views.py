@@ -99,9 +99,10 @@ def root_body() -> bytes:
 @transaction.non_atomic_requests
 def root(request):
     """`GET /`: the service's self-description. The document is constant, so `GET`/`HEAD` answer with
-    the bytes `RootView` renders, rendered once per process: load balancers and probes call this route
-    often, and it is the baseline of the benchmarks (issue 11). Other methods go to `RootView` (OPTIONS,
-    405), which gives the same answer as before."""
+    the bytes `RootView` renders, rendered once per process. A plain `GET`/`HEAD` is answered before Django
+    by `core.opslane` with the same bytes; this view answers the others (a query string, a cookie…), and
+    `GET /?via=django` is the benchmarks' measure of Django's per-request floor (issue 11). Other methods go
+    to `RootView` (OPTIONS, 405), which gives the same answer as before."""
     if request.method not in ("GET", "HEAD"):
         return _root_drf_view(request)
     response = HttpResponse(root_body(), content_type="application/json")
