@@ -377,11 +377,16 @@ def render(*, message: str, data, tenant_id: str | None, language: str) -> bytes
     return _renderer.render(body)
 
 
+def request_id_of(headers: dict[bytes, bytes]) -> str:
+    """The request id RequestContextMiddleware would use: the client's `X-Request-ID` when valid, else a new one."""
+    raw_id = headers.get(b"x-request-id")
+    return request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
+
+
 def begin(headers: dict[bytes, bytes]) -> tuple[str, object, object, float]:
     """Request id and clock of the envelope (as RequestContextMiddleware sets them)."""
     started = time.perf_counter()
-    raw_id = headers.get(b"x-request-id")
-    request_id = request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
+    request_id = request_id_of(headers)
     return request_id, request_id_var.set(request_id), request_started_var.set(started), started
 
 

@@ -23,8 +23,10 @@ import asyncio
 import time
 
 from django.conf import settings
+from django.db import connection
+from rest_framework.renderers import JSONRenderer
 
-from core import fastlane
+from core import fastlane, views
 from core.fastlane import Declined
 
 ROOT_PATH = "/"
@@ -44,9 +46,9 @@ def _plain(scope, body: bytes) -> tuple[dict[bytes, bytes], str, bool]:
 
 async def _answer(scope, send, *, path: str, headers: dict[bytes, bytes], language: str, secure: bool,
                   payload: bytes) -> None:
+    started = time.perf_counter()
     shape = fastlane.shape_for(path, content_type=b"application/json")  # DRF's JSONRenderer, as OpsView
-    request_id, *tokens, started = fastlane.begin(headers)
-    fastlane.end(tokens)
+    request_id = fastlane.request_id_of(headers)
     await fastlane.send_json(send, shape, payload, language=language, secure=secure, request_id=request_id)
     shape.metrics.record(method=scope["method"], secure=secure,
                          ajax=headers.get(b"x-requested-with") == b"XMLHttpRequest", request_length=0,
@@ -65,27 +67,20 @@ def _info_settings() -> tuple:
 
 
 def _info_payload() -> bytes:
-    from django.db import connection
-    from rest_framework.renderers import JSONRenderer
-
-    from core.views import info_document
-
     try:
-        return JSONRenderer().render(info_document())
+        return JSONRenderer().render(views.info_document())
     finally:
         connection.close()  # an executor thread's connection: not kept open for a constant
 
 
 async def root_handler(scope, body: bytes, send) -> bool:
     """`GET`/`HEAD /`: the self-description `core.views.root` sends (module docstring)."""
-    from core.views import root_body
-
     try:
         headers, language, secure = _plain(scope, body)
     except Declined:
         return False
     await _answer(scope, send, path=ROOT_PATH, headers=headers, language=language, secure=secure,
-                  payload=root_body())
+                  payload=views.root_body())
     return True
 
 
@@ -125,11 +120,9 @@ class _HealthChecks:
         return await asyncio.shield(self.running)
 
     async def _check(self) -> bool:
-        from core.views import health_problems
-
         started = time.monotonic()
         try:
-            problems = await asyncio.get_running_loop().run_in_executor(None, health_problems)
+            problems = await asyncio.get_running_loop().run_in_executor(None, views.health_problems)
         finally:
             self.running = None
         if problems:
@@ -143,8 +136,6 @@ checks = _HealthChecks()
 
 async def health_handler(scope, body: bytes, send) -> bool:
     """`GET`/`HEAD /health` (spec §13.2) from the shared checks; Django answers any other outcome."""
-    from core.views import health_document
-
     if settings.MAIMCONFIG_HEALTH_CACHE_SECONDS <= 0:
         return False
     try:
@@ -153,9 +144,7 @@ async def health_handler(scope, body: bytes, send) -> bool:
         return False
     if not await checks.healthy():
         return False
-    from rest_framework.renderers import JSONRenderer
-
-    payload = JSONRenderer().render(health_document({}))
+    payload = JSONRenderer().render(views.health_document({}))
     await _answer(scope, send, path=HEALTH_PATH, headers=headers, language=language, secure=secure,
                   payload=payload)
     return True

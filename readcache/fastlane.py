@@ -21,8 +21,7 @@ import time
 from apikeys import fastlane as lane
 from apikeys import redisstate, usage
 from apikeys.metrics import KEY_VERIFICATIONS
-from core.context import request_id_from_header
-from core.fastlane import Declined, ViewMetrics, request_checks
+from core.fastlane import Declined, ViewMetrics, request_checks, request_id_of
 from readcache import routes, store
 
 logger = logging.getLogger("maimconfig.fastlane")
@@ -116,8 +115,7 @@ async def handler(scope, body: bytes, send) -> bool:
         rate = await _use_key(raw_key, parsed, permission, entry)
         if rate is None:
             return False
-    raw_id = headers.get(b"x-request-id")
-    request_id = request_id_from_header(raw_id.decode("latin-1") if raw_id is not None else None)
+    request_id = request_id_of(headers)
     answer = entry.body(timestamp=_timestamp(), request_id=request_id,
                         execution_time=round(time.perf_counter() - started, 4))
     await send({"type": "http.response.start", "status": entry.status,
