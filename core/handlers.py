@@ -24,10 +24,13 @@ Served by the sync lane (`core.lanes.build_application`) and by `maimconfig/wsgi
 import threading
 
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIHandler
-from django.urls import URLResolver, get_resolver
+from django.core.handlers.wsgi import WSGIHandler, get_script_name
+from django.http.response import HttpResponseBase
+from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.urls.resolvers import LocalePrefixPattern
 from django.utils.functional import Promise
+
+from core import request_signals
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -146,10 +149,56 @@ class _LeanHandler(_RememberedResolutionMixin, _PerMethodAtomicMixin, WSGIHandle
                 settings.MIDDLEWARE = full
 
 
+class _Answer:
+    """What `ServiceWSGIHandler` returns for a plain response: its body, and `close()`, which is
+    `HttpResponseBase.close` with `request_finished` sent through `core.request_signals`."""
+
+    __slots__ = ("response", "sender")
+
+    def __init__(self, response, sender):
+        self.response = response
+        self.sender = sender
+
+    def __iter__(self):
+        return iter(self.response)
+
+    def close(self):
+        response = self.response
+        for closer in response._resource_closers:  # HttpResponseBase.close (Django 5.2)
+            try:
+                closer()
+            except Exception:
+                pass
+        response._resource_closers.clear()
+        response.closed = True
+        request_signals.finished(self.sender)
+
+
 class ServiceWSGIHandler(_RememberedResolutionMixin, _PerMethodAtomicMixin, WSGIHandler):
     def __init__(self):
         super().__init__()
         self._lean = _LeanHandler()
+
+    def __call__(self, environ, start_response):
+        """`WSGIHandler.__call__`, with the request signals sent through `core.request_signals` and the
+        header list read from the header mapping's store (the pairs `response.items()` yields, without a
+        mapping view and a lookup per header). A response that streams a file, or has its own `close`,
+        is finished by Django's code."""
+        set_script_prefix(get_script_name(environ))
+        request_signals.started(self.__class__, environ)
+        request = self.request_class(environ)
+        response = self.get_response(request)
+        response._handler_class = self.__class__
+        headers = [*response.headers._store.values()]
+        if response.cookies:
+            headers.extend(("Set-Cookie", c.output(header="")) for c in response.cookies.values())
+        start_response("%d %s" % (response.status_code, response.reason_phrase), headers)
+        if getattr(response, "file_to_stream", None) is not None and environ.get("wsgi.file_wrapper"):
+            response.file_to_stream.close = response.close
+            return environ["wsgi.file_wrapper"](response.file_to_stream, response.block_size)
+        if type(response).close is not HttpResponseBase.close:
+            return response
+        return _Answer(response, self.__class__)
 
     def get_response(self, request):
         if lean_eligible(request.META):

@@ -15,7 +15,9 @@ cost"), so:
 * a labelled child is updated through its value (what `inc` and `observe` do once their arguments are
   checked: the amounts here are counts, sizes and durations, never negative), and a histogram finds its
   bucket by bisection;
-* the updates themselves are buffered in memory in a gunicorn worker (`core.metrics_export`).
+* the updates themselves are buffered in memory in a gunicorn worker (`core.metrics_export`), and the
+  updates each class makes at one point of a request (up to eight) are added under one acquisition of the
+  buffer's lock (`add_updates`), not one each.
 
 The async path (`MiddlewareMixin.__acall__`), `process_exception` and `process_template_response` are
 django-prometheus' own, with the cached children.
@@ -26,11 +28,22 @@ from bisect import bisect_left
 
 from django_prometheus import middleware as django_prometheus
 
-def _observe(histogram, amount: float) -> None:
-    """`Histogram.observe(amount)` of prometheus_client, for a child whose labels are bound: its sum, then
-    the first bucket whose upper bound is at least `amount` (found by bisection, not by a loop)."""
-    histogram._sum.inc(amount)
-    histogram._buckets[bisect_left(histogram._upper_bounds, amount)].inc(1)
+def _observation(histogram, amount: float) -> tuple[tuple, tuple]:
+    """`Histogram.observe(amount)` of prometheus_client, for a child whose labels are bound, as two value
+    updates for `add_updates`: its sum, then the first bucket whose upper bound is at least `amount` (found
+    by bisection, not by a loop)."""
+    return (histogram._sum, amount), (histogram._buckets[bisect_left(histogram._upper_bounds, amount)], 1)
+
+
+def add_updates(updates: list) -> None:
+    """Apply `(value, amount)` updates of one request: in one step where the values are buffered
+    (`core.metrics_export.buffered_value_class`: one lock for all of them), else one `inc` each."""
+    inc_many = getattr(type(updates[0][0]), "inc_many", None)
+    if inc_many is not None:
+        inc_many(updates)
+    else:
+        for value, amount in updates:
+            value.inc(amount)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
@@ -53,8 +66,7 @@ class PrometheusBeforeMiddleware(django_prometheus.PrometheusBeforeMiddleware):
         self._requests._value.inc(1)
         started = request.prometheus_before_middleware_event = time.perf_counter()
         response = self.get_response(request)  # Django's chain converts exceptions: it returns a response
-        self._responses._value.inc(1)
-        _observe(self._latency, time.perf_counter() - started)
+        add_updates([(self._responses._value, 1), *_observation(self._latency, time.perf_counter() - started)])
         return response
 
 
@@ -90,11 +102,10 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
         if children is None:
             children = self._request_children[key] = (metrics.requests_by_method.labels(method=method),
                                                       metrics.requests_by_transport.labels(transport=transport))
-        children[0]._value.inc(1)
-        children[1]._value.inc(1)
+        add_updates([(children[0]._value, 1), (children[1]._value, 1),
+                     *_observation(metrics.requests_body_bytes, int(meta.get("CONTENT_LENGTH") or 0))])
         if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
             metrics.requests_ajax.inc()
-        _observe(metrics.requests_body_bytes, int(meta.get("CONTENT_LENGTH") or 0))
         started = request.prometheus_after_middleware_event = time.perf_counter()
 
         response = self.get_response(request)
@@ -115,15 +126,15 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
                 metrics.requests_latency_by_view_method.labels(view=view, method=request.method),
             )
         by_status, by_status_view, by_charset, latency = children
-        by_status._value.inc(1)
-        by_status_view._value.inc(1)
+        updates = [(by_status._value, 1), (by_status_view._value, 1),
+                   *_observation(latency, time.perf_counter() - started)]
         if by_charset is not None:
-            by_charset._value.inc(1)
+            updates.append((by_charset._value, 1))
         if getattr(response, "streaming", False):
-            metrics.responses_streaming.inc()
+            updates.append((metrics.responses_streaming._value, 1))
         else:  # a streamed answer has no `content` (django-prometheus: `hasattr(response, "content")`)
-            _observe(metrics.responses_body_bytes, len(response.content))
-        _observe(latency, time.perf_counter() - started)
+            updates.extend(_observation(metrics.responses_body_bytes, len(response.content)))
+        add_updates(updates)
         return response
 
     def process_view(self, request, view_func, *view_args, **view_kwargs):

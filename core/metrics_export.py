@@ -138,6 +138,17 @@ def buffered_value_class(base):
                     extra = buffer.pending.get(self, 0.0)
                 return base.get(self) + extra
 
+    def inc_many(updates) -> None:
+        """`value.inc(amount)` for each `(value, amount)` of `updates`, under one acquisition of the lock
+        (a request's dozen updates, `core.http_metrics.add_updates`)."""
+        with buffer.lock:
+            pending = buffer.pending
+            for value, amount in updates:
+                pending[value] = pending.get(value, 0.0) + amount
+        if buffer.flusher is None:
+            _start_flusher(buffer)
+
+    BufferedValue.inc_many = staticmethod(inc_many)
     BufferedValue.flush = staticmethod(lambda: _flush(buffer, base))
     return BufferedValue
 

@@ -5,6 +5,7 @@ import time
 from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from corsheaders.conf import conf as cors_conf
 from corsheaders.middleware import CorsMiddleware
 from django.conf import settings
 from django.conf.urls.i18n import is_language_prefix_patterns_used
@@ -283,12 +284,34 @@ class LeanSecurityMiddleware(SecurityMiddleware):
 
 class LeanCorsMiddleware(CorsMiddleware):
     """django-cors-headers' middleware; a request without `Origin` that is not an `OPTIONS` only gets
-    `Vary: origin` (when CORS applies to its path), so that is all this does for one."""
+    `Vary: origin` (when CORS applies to its path), so that is all this does for one.
+
+    Whether CORS applies (`is_enabled`: `CORS_URLS_REGEX` matches the path, or a receiver of
+    `check_request_enabled` says so) is remembered per pattern and path for the pattern's part; the signal
+    is still asked for a path the pattern does not match.
+    """
+
+    _MAX_REMEMBERED = 4096  # (pattern, path) pairs; paths carry identifiers, so the memory is emptied when full
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self._matches: dict[tuple, bool] = {}
+
+    def _enabled(self, request) -> bool:
+        pattern = cors_conf.CORS_URLS_REGEX
+        key = (pattern, request.path_info)
+        matched = self._matches.get(key)
+        if matched is None:
+            matched = bool(re.match(pattern, request.path_info))
+            if len(self._matches) >= self._MAX_REMEMBERED:
+                self._matches.clear()
+            self._matches[key] = matched
+        return matched or self.check_signal(request)
 
     def __call__(self, request):
         if self.async_mode or request.method == "OPTIONS" or "HTTP_ORIGIN" in request.META:
             return super().__call__(request)
-        enabled = request._cors_enabled = self.is_enabled(request)
+        enabled = request._cors_enabled = self._enabled(request)
         response = self.get_response(request)
         if enabled:
             _add_vary(response, "origin")

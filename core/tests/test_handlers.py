@@ -63,3 +63,59 @@ def test_writes_still_run_in_the_request_transaction(operator_token):
         status, _ = _call(handler, "PATCH", f"/api/v2/tenants/{tenant.pk}", operator_token, {"description": "x"})
     assert status == 200
     assert _transaction_statements(ctx), "an unsafe method keeps its request transaction"
+
+
+def _environ(path, method="GET"):
+    return {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+
+
+def test_closing_the_answer_finishes_the_request_as_django_does():
+    """ServiceWSGIHandler's own __call__: the answer closes the response's resources (the request's
+    uploaded files among them) and sends request_finished with the handler's class, once."""
+    finished = []
+
+    def listener(sender, **kwargs):
+        finished.append(sender)
+
+    handler = ServiceWSGIHandler()
+    request_finished.connect(listener)
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        seen = {}
+        result = handler(_environ("/"), lambda status, headers, exc_info=None: seen.update(status=status,
+                                                                                          headers=headers))
+        body = b"".join(result)
+        assert finished == []
+        result.close()
+    finally:
+        request_finished.disconnect(listener)
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert finished == [ServiceWSGIHandler]
+    assert seen["status"] == "200 OK" and json.loads(body)["name"] == "MaimConfig"
+    assert result.response.closed and result.response._resource_closers == []
+    names = [name for name, _ in seen["headers"]]
+    assert names == [name for name, _ in result.response.items()]  # Django's names, in Django's order
+
+
+def test_cookies_are_sent_as_set_cookie_headers():
+    """The admin's login page sets the CSRF cookie: it reaches the server as Django sends it."""
+    seen = {}
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        result = ServiceWSGIHandler()(_environ("/admin/login/"), lambda status, headers, exc_info=None: seen.update(
+            status=status, headers=headers))
+        b"".join(result)
+        result.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    cookies = [value for name, value in seen["headers"] if name == "Set-Cookie"]
+    assert seen["status"] == "200 OK" and len(cookies) == 1 and cookies[0].strip().startswith("csrftoken=")

@@ -310,3 +310,33 @@ def test_url_resolution_is_remembered_per_path_and_per_url_configuration(monkeyp
     for path in ("/info", "/health", "/"):
         _call(handler, "GET", path)
     assert len(resolver.__dict__["_remembered_matches"]) <= 2
+
+
+def test_where_cors_applies_follows_the_pattern_and_the_signal():
+    """LeanCorsMiddleware remembers the pattern's verdict per pattern and path; a path the pattern does not
+    match still asks `check_request_enabled`, on every request."""
+    from corsheaders.signals import check_request_enabled
+
+    handler = ServiceWSGIHandler()
+
+    def varies_by_origin():
+        vary = dict(_call(handler, "GET", "/")["headers"]).get("Vary", "")
+        return "origin" in [name.strip().lower() for name in vary.split(",")]
+
+    assert varies_by_origin()
+    with override_settings(CORS_URLS_REGEX=r"^/api/"):
+        assert not varies_by_origin()
+        enabled = []
+
+        def enable(sender, request, **kwargs):
+            enabled.append(request.path)
+            return True
+
+        check_request_enabled.connect(enable)
+        try:
+            assert varies_by_origin() and varies_by_origin()
+        finally:
+            check_request_enabled.disconnect(enable)
+        assert enabled == ["/", "/"]
+        assert not varies_by_origin()
+    assert varies_by_origin()

@@ -211,6 +211,16 @@ os.waitpid(child, 0)
 assert on_disk("buffer_probe_total", {"kind": "a"}) == 107
 metrics_export.flush_metrics()
 assert on_disk("buffer_probe_total", {"kind": "a"}) == 110
+# One request's updates in one step (core.http_metrics.add_updates): the same amounts as one inc each.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maimconfig.settings.base")
+from core.http_metrics import add_updates, _observation
+assert hasattr(type(counter.labels(kind="d")._value), "inc_many"), "buffered values take a request's updates at once"
+add_updates([(counter.labels(kind="d")._value, 1), (counter.labels(kind="e")._value, 2),
+             *_observation(histogram, 0.5), (counter.labels(kind="d")._value, 1)])
+assert on_disk("buffer_probe_total", {"kind": "d"}) == 0, "an update is written at once"
+metrics_export.flush_metrics()
+assert on_disk("buffer_probe_total", {"kind": "d"}) == 2 and on_disk("buffer_probe_total", {"kind": "e"}) == 2
+assert on_disk("buffer_latency_bucket", {"le": "1.0"}) == 3 and on_disk("buffer_latency_count") == 4
 counter.labels(kind="c").inc()  # left pending: written by the exit hook
 print("ok")
 """
