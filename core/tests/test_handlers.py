@@ -119,3 +119,27 @@ def test_cookies_are_sent_as_set_cookie_headers():
         request_finished.connect(close_old_connections)
     cookies = [value for name, value in seen["headers"] if name == "Set-Cookie"]
     assert seen["status"] == "200 OK" and len(cookies) == 1 and cookies[0].strip().startswith("csrftoken=")
+
+
+def test_the_per_method_view_is_built_once_per_view():
+    """make_view_atomic is asked for every request; its answer for a view is built once and reused."""
+    from django.urls import resolve
+
+    from core.handlers import _PerMethodAtomicMixin
+
+    handler = ServiceWSGIHandler()
+    view = resolve("/api/v2/tenants/tenant_x").func
+    built = []
+    original = _PerMethodAtomicMixin._per_method
+
+    def counting(self, view):
+        built.append(view)
+        return original(self, view)
+
+    _PerMethodAtomicMixin._per_method = counting
+    try:
+        first = handler.make_view_atomic(view)
+        assert all(handler.make_view_atomic(view) is first for _ in range(3))
+    finally:
+        _PerMethodAtomicMixin._per_method = original
+    assert built == [view] and first is not view  # the API view runs writes in the request transaction

@@ -205,6 +205,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache ----------------------------------------------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://maimconfig")}
 
+# django-redis' default (keep the pooled connections at the end of a request), named for the same reason as
+# CORS_URLS_REGEX: django-redis reads it when Django closes the caches at the end of every request.
+DJANGO_REDIS_CLOSE_CONNECTION = False
 if CACHES["default"]["BACKEND"].startswith("django_redis."):
     # Short socket timeouts: an unreachable Redis must fail fast so the bot lane falls back to the database
     # (apikeys.redisstate); a healthy Redis answers in well under a millisecond.
@@ -288,6 +291,9 @@ CORS_EXPOSE_HEADERS = [
 ]
 # Request headers a browser client may send cross-origin besides django-cors-headers' defaults.
 CORS_ALLOW_HEADERS = (*corsheaders_default_headers, "x-request-id", "x-maimconfig-legacy-errors")
+# Every path (django-cors-headers' default), named here: the middleware reads it on every request, and an
+# unset setting is a raised and caught AttributeError each time instead of a cached attribute.
+CORS_URLS_REGEX = r"^.*$"
 
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
