@@ -67,10 +67,10 @@ def sync_lane():
     if _sync_lane is None:
         with _sync_lane_lock:
             if _sync_lane is None:
-                from core.handlers import ServiceWSGIHandler
+                from core.handlers import ServiceWSGIHandler, prepare_thread
                 from core.lanes import SyncLane
 
-                _sync_lane = SyncLane(ServiceWSGIHandler(), threads())
+                _sync_lane = SyncLane(ServiceWSGIHandler(), threads(), prepare_thread)
     return _sync_lane
 
 

@@ -462,12 +462,14 @@ _BUFFER_LIMIT = 256 * 1024
 
 
 class SyncLane:
-    """Runs a WSGI application for ASGI requests in a bounded pool of `threads` threads."""
+    """Runs a WSGI application for ASGI requests in a bounded pool of `threads` threads; `initializer`, if
+    given, runs once in each thread when the pool starts it (`core.handlers.prepare_thread`)."""
 
-    def __init__(self, wsgi_app, threads: int):
+    def __init__(self, wsgi_app, threads: int, initializer: Callable[[], Any] | None = None):
         self.wsgi_app = wsgi_app
         self.threads = threads
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-lane")
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-lane",
+                                           initializer=initializer)
 
     async def __call__(self, scope: dict, body: bytes, send) -> None:
         loop = asyncio.get_running_loop()
@@ -542,9 +544,10 @@ async def read_body(receive, limit: int) -> tuple[bytes, bool]:
 class LaneDispatcher:
     """The ASGI application of a worker: lifespan, then each HTTP request to its lane (module docstring)."""
 
-    def __init__(self, *, chat_app, wsgi_app, sync_threads: int, body_limit: int):
+    def __init__(self, *, chat_app, wsgi_app, sync_threads: int, body_limit: int,
+                 thread_initializer: Callable[[], Any] | None = None):
         self.chat_app = chat_app
-        self.sync_lane = SyncLane(wsgi_app, sync_threads)
+        self.sync_lane = SyncLane(wsgi_app, sync_threads, thread_initializer)
         self.body_limit = body_limit
 
     async def __call__(self, scope, receive, send):
@@ -623,10 +626,10 @@ _build_lock = threading.Lock()
 
 def build_application() -> LaneDispatcher:
     """The worker's application (used by `maimconfig/asgi.py`); Django must be set up first."""
-    from core.handlers import ServiceWSGIHandler  # no request transaction on safe methods
+    from core.handlers import ServiceWSGIHandler, prepare_thread  # no request transaction on safe methods
 
     with _build_lock:
         return LaneDispatcher(chat_app=ChatLaneHandler(), wsgi_app=ServiceWSGIHandler(),
-                              sync_threads=settings.MAIMCONFIG_SYNC_THREADS,
+                              sync_threads=settings.MAIMCONFIG_SYNC_THREADS, thread_initializer=prepare_thread,
                               body_limit=max(settings.MAIMCONFIG_MAX_BODY_BYTES,
                                              settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0))
