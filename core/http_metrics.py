@@ -48,6 +48,7 @@ def add_updates(updates: list) -> None:
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
 _TRANSPORT_ATTR = "_prometheus_transport"
+_VIEW_UPDATE_ATTR = "_prometheus_view_update"  # process_view's count, added with the response's updates
 
 
 class PrometheusBeforeMiddleware(django_prometheus.PrometheusBeforeMiddleware):
@@ -128,6 +129,9 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
         by_status, by_status_view, by_charset, latency = children
         updates = [(by_status._value, 1), (by_status_view._value, 1),
                    *_observation(latency, time.perf_counter() - started)]
+        view_update = request.__dict__.pop(_VIEW_UPDATE_ATTR, None)
+        if view_update is not None:
+            updates.append(view_update)
         if by_charset is not None:
             updates.append((by_charset._value, 1))
         if getattr(response, "streaming", False):
@@ -140,6 +144,10 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
     def process_view(self, request, view_func, *view_args, **view_kwargs):
         if hasattr(request, "resolver_match"):
             transport = getattr(request, _TRANSPORT_ATTR, None) or self._transport(request)
-            self.label_metric(self.metrics.requests_by_view_transport_method, request,
-                              view=request.resolver_match.view_name or "<unnamed view>", transport=transport,
-                              method=self._method(request)).inc()
+            child = self.label_metric(self.metrics.requests_by_view_transport_method, request,
+                                      view=request.resolver_match.view_name or "<unnamed view>",
+                                      transport=transport, method=self._method(request))
+            if self.async_mode:
+                child.inc()
+            else:  # added with the response's updates (__call__)
+                request.__dict__[_VIEW_UPDATE_ATTR] = (child._value, 1)

@@ -62,11 +62,11 @@ class ReadCacheMiddleware:
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if request.method != "GET" or not redisstate.enabled():
+        if request.method != "GET":
             return None
         match = request.resolver_match
         route = routes.ROUTES.get(match.view_name) if match is not None else None
-        if route is None:
+        if route is None or not redisstate.enabled():
             return None
         meta = request.META
         if any(name in meta for name in _DECLINED_META) or "HTTP_AUTHORIZATION" not in meta:

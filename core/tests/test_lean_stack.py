@@ -224,18 +224,19 @@ def test_root_document_follows_the_settings_it_is_built_from():
 
 
 def test_metrics_middleware_still_counts_each_request_by_view_and_method():
-    def count():
+    def count(name):
         return sum(sample.value for metric in REGISTRY.collect()
-                   if metric.name == "django_http_responses_total_by_status_view_method"
+                   if metric.name == name
                    for sample in metric.samples
                    if sample.name.endswith("_total") and sample.labels.get("view") == "tenants:tenant-detail"
                    and sample.labels.get("method") == "GET")
 
+    names = ("django_http_responses_total_by_status_view_method", "django_http_requests_total_by_view_transport_method")
     handler = ServiceWSGIHandler()
-    before = count()
+    before = [count(name) for name in names]
     for _ in range(3):
         _call(handler, "GET", "/api/v2/tenants/tenant_missing")
-    assert count() == before + 3
+    assert [count(name) for name in names] == [value + 3 for value in before]
 
 
 def test_output_serializers_share_no_field_objects_and_keep_their_output():
