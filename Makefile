@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mariadb lint install system-deps browser-deps bench-deps check-migrations bench-auth bench-activity bench-inprocess bench-chat-inprocess bench-compare clean messages
+.PHONY: run test test-mariadb lint install system-deps browser-deps bench-deps check-migrations bench-auth bench-activity bench-floor bench-inprocess bench-chat-inprocess bench-compare clean messages
 
 # System libraries mysqlclient compiles against (Debian/Ubuntu); installed only when missing.
 system-deps:
@@ -95,6 +95,12 @@ bench-compare: install bench-deps
 # Uses DATABASE_URL/CACHE_URL of the environment; BENCH_OPERATOR_TOKEN adds the operator routes.
 bench-inprocess: install
 	BENCH_N=$${BENCH_N:-300} $(PY) manage.py shell -c "$$(cat bench/inprocess.py)"
+
+# Django's per-request floor in instructions (valgrind's callgrind; Debian's valgrind, installed when missing):
+# deterministic, so a change to the request cycle is measured without the machine's noise. BENCH_N (1000).
+bench-floor: install
+	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+	bench/run_floor_bench.sh
 
 # Chat lane under load (issue 10): 1,000 chats in flight against a slow loopback upstream while key
 # verification and heartbeats run at 50 req/s each; MariaDB + Redis (see bench/run_chat_bench.sh).

@@ -179,9 +179,16 @@ def _datetime_text(value, utc_zone: bool) -> str:
     value is formatted directly, skipping DRF's conversion to that same zone."""
     if utc_zone and value.tzinfo is dt_timezone.utc:
         output_format = api_settings.DATETIME_FORMAT
+        if output_format == _MICROSECONDS_Z and value.year >= 1000:
+            # The service's format (settings: REST_FRAMEWORK), as strftime writes it, without its parsing of
+            # the format on every call (strftime pads no year below 1000: those take it).
+            return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
         if output_format and output_format.lower() != ISO_8601:
             return value.strftime(output_format)
     return _DATETIME.to_representation(value)
+
+
+_MICROSECONDS_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def usage_log_representation(entry: dict, *, default_zone: bool = False) -> dict:

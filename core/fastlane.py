@@ -14,7 +14,6 @@ domain: `apikeys.fastlane` (validate, and the key script every keyed route share
 
 from __future__ import annotations
 
-import bisect
 import re
 import time
 
@@ -23,6 +22,7 @@ from django.utils import translation
 from rest_framework.exceptions import ParseError, ValidationError
 
 from core.context import request_id_from_header, request_id_var, request_started_var
+from core.http_metrics import add_updates, observation
 from core.parsers import loads_strict
 
 MAX_BODY = 4096  # a validate or heartbeat body of the common shape is far smaller; larger ones go to Django
@@ -293,59 +293,44 @@ class ViewMetrics:
         if found is None:
             m, view = self.m, self.view_name
             found = self._bound[key] = (
-                _counting(m.requests_by_method.labels(method=method)),
-                _counting(m.requests_by_transport.labels(transport=transport)),
-                _counting(m.requests_by_view_transport_method.labels(view=view, transport=transport, method=method)),
-                _counting(m.responses_by_status.labels(status="200")),
-                _counting(m.responses_by_status_view_method.labels(status="200", view=view, method=method)),
-                _counting(m.responses_by_charset.labels(charset="utf-8")),
-                _observing(m.requests_latency_by_view_method.labels(view=view, method=method)),
-                _counting(m.requests_ajax), _observing(m.requests_body_bytes), _observing(m.responses_body_bytes),
-                _counting(m.requests_total), _counting(m.responses_total), _observing(m.requests_latency_before),
+                _value(m.requests_by_method.labels(method=method)),
+                _value(m.requests_by_transport.labels(transport=transport)),
+                _value(m.requests_by_view_transport_method.labels(view=view, transport=transport, method=method)),
+                _value(m.responses_by_status.labels(status="200")),
+                _value(m.responses_by_status_view_method.labels(status="200", view=view, method=method)),
+                _value(m.responses_by_charset.labels(charset="utf-8")),
+                m.requests_latency_by_view_method.labels(view=view, method=method),
+                _value(m.requests_ajax), m.requests_body_bytes, m.responses_body_bytes,
+                _value(m.requests_total), _value(m.responses_total), m.requests_latency_before,
             )
         return found
 
     def record(self, *, method: str, secure: bool, ajax: bool, request_length: int, response_length: int,
                started: float) -> None:
+        """The answer's updates, added in one step (`core.http_metrics.add_updates`: one lock for all)."""
         if not (self.after or self.before):
             return
         (by_method, by_transport, by_view, by_status, by_status_view, by_charset, latency, ajax_total,
          request_bytes, response_bytes, requests_total, responses_total, latency_before) = self._children(
             method, "https" if secure else "http")
+        updates = []
         if self.after:
-            by_method(1)
-            by_transport(1)
+            updates += ((by_method, 1), (by_transport, 1), *observation(request_bytes, request_length),
+                        (by_view, 1), (by_status, 1), (by_status_view, 1), (by_charset, 1),
+                        *observation(response_bytes, response_length),
+                        *observation(latency, time.perf_counter() - started))
             if ajax:
-                ajax_total(1)
-            request_bytes(request_length)
-            by_view(1)
-            by_status(1)
-            by_status_view(1)
-            by_charset(1)
-            response_bytes(response_length)
-            latency(time.perf_counter() - started)
+                updates.append((ajax_total, 1))
         if self.before:
-            requests_total(1)
-            responses_total(1)
-            latency_before(time.perf_counter() - started)
+            updates += ((requests_total, 1), (responses_total, 1),
+                        *observation(latency_before, time.perf_counter() - started))
+        add_updates(updates)
 
 
-def _counting(counter):
-    """`counter.inc` without prometheus_client's per-call checks (a fast-lane answer increments a dozen
-    series): the value's own `inc`, which is what `Counter.inc(1)` reaches."""
-    return counter._value.inc
-
-
-def _observing(histogram):
-    """`histogram.observe` as prometheus_client does it (the sum, then the first bucket whose upper bound
-    holds the amount), with the bucket found by bisection and without the per-call checks."""
-    total, buckets, bounds = histogram._sum.inc, [bucket.inc for bucket in histogram._buckets], histogram._upper_bounds
-
-    def observe(amount: float) -> None:
-        total(amount)
-        buckets[bisect.bisect_left(bounds, amount)](1)
-
-    return observe
+def _value(counter):
+    """The value a counter's `inc(1)` reaches once prometheus_client has checked its argument (a fast-lane
+    answer updates a dozen series; the amounts here are counts, never negative)."""
+    return counter._value
 
 
 _renderer = None

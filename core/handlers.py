@@ -18,6 +18,13 @@ without a cookie cannot have; the lean stack adds it to the same answers, so a s
 sees the same `Vary` either way (`core.middleware.SessionVaryMiddleware` takes the session middleware's
 place in the chain, so the header's order is kept too).
 
+**Django's request cycle, trimmed** (issue 11: Django's per-request floor). `ServiceWSGIHandler.__call__` is
+Django's, but for three things: the request signals go through `core.request_signals` (one plain call each
+while their receivers are Django's own), the header list is read from the response's header store, and the
+answer it returns finishes the request the same way (`_Answer`). Each sync-lane thread creates its database
+and cache handles when it starts (`prepare_thread`), and the per-method view wrapper below is built once
+per view.
+
 Served by the sync lane (`core.lanes.build_application`) and by `maimconfig/wsgi.py`.
 """
 

@@ -28,7 +28,7 @@ from bisect import bisect_left
 
 from django_prometheus import middleware as django_prometheus
 
-def _observation(histogram, amount: float) -> tuple[tuple, tuple]:
+def observation(histogram, amount: float) -> tuple[tuple, tuple]:
     """`Histogram.observe(amount)` of prometheus_client, for a child whose labels are bound, as two value
     updates for `add_updates`: its sum, then the first bucket whose upper bound is at least `amount` (found
     by bisection, not by a loop)."""
@@ -67,7 +67,7 @@ class PrometheusBeforeMiddleware(django_prometheus.PrometheusBeforeMiddleware):
         self._requests._value.inc(1)
         started = request.prometheus_before_middleware_event = time.perf_counter()
         response = self.get_response(request)  # Django's chain converts exceptions: it returns a response
-        add_updates([(self._responses._value, 1), *_observation(self._latency, time.perf_counter() - started)])
+        add_updates([(self._responses._value, 1), *observation(self._latency, time.perf_counter() - started)])
         return response
 
 
@@ -104,7 +104,7 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
             children = self._request_children[key] = (metrics.requests_by_method.labels(method=method),
                                                       metrics.requests_by_transport.labels(transport=transport))
         add_updates([(children[0]._value, 1), (children[1]._value, 1),
-                     *_observation(metrics.requests_body_bytes, int(meta.get("CONTENT_LENGTH") or 0))])
+                     *observation(metrics.requests_body_bytes, int(meta.get("CONTENT_LENGTH") or 0))])
         if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
             metrics.requests_ajax.inc()
         started = request.prometheus_after_middleware_event = time.perf_counter()
@@ -128,7 +128,7 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
             )
         by_status, by_status_view, by_charset, latency = children
         updates = [(by_status._value, 1), (by_status_view._value, 1),
-                   *_observation(latency, time.perf_counter() - started)]
+                   *observation(latency, time.perf_counter() - started)]
         view_update = request.__dict__.pop(_VIEW_UPDATE_ATTR, None)
         if view_update is not None:
             updates.append(view_update)
@@ -137,7 +137,7 @@ class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
         if getattr(response, "streaming", False):
             updates.append((metrics.responses_streaming._value, 1))
         else:  # a streamed answer has no `content` (django-prometheus: `hasattr(response, "content")`)
-            updates.extend(_observation(metrics.responses_body_bytes, len(response.content)))
+            updates.extend(observation(metrics.responses_body_bytes, len(response.content)))
         add_updates(updates)
         return response
 

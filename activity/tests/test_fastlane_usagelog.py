@@ -153,6 +153,8 @@ def test_representation_is_the_serializers(db):
     assert usage_log_representation(values) == UsageLogOutputSerializer(entry).data
     values.update(user_id=None, details=None, agent_id=None)
     assert usage_log_representation(values) == UsageLogOutputSerializer(UsageLog(**values)).data
+    values["timestamp"] = datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)  # strftime pads no year below 1000
+    assert usage_log_representation(values) == UsageLogOutputSerializer(UsageLog(**values)).data
     values["timestamp"] = datetime(2026, 1, 2, 5, 4, 5, tzinfo=ZoneInfo("Europe/Berlin"))
     assert usage_log_representation(values) == UsageLogOutputSerializer(UsageLog(**values)).data
     with timezone.override("Asia/Shanghai"):  # another current time zone: DRF's conversion

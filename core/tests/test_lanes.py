@@ -135,6 +135,27 @@ def test_sync_lane_pool_is_bounded_by_the_setting(settings):
         app.sync_lane.executor.shutdown()
 
 
+def test_sync_lane_threads_start_with_their_database_and_cache_handles():
+    """core.handlers.prepare_thread: a new sync-lane thread holds Django's handle on each database and
+    cache before its first request (Django's request-end walk then finds them), and opens no connection."""
+    from django.core.cache import caches
+    from django.db import connections
+
+    app = lanes.build_application()
+
+    def handles():
+        return ([c.alias for c in connections.all(initialized_only=True)],
+                [c.connection is None for c in connections.all(initialized_only=True)],
+                len(caches.all(initialized_only=True)))
+
+    try:
+        databases, unconnected, cache_count = app.sync_lane.executor.submit(handles).result(timeout=10)
+    finally:
+        app.sync_lane.executor.shutdown()
+    assert sorted(databases) == sorted(connections) and all(unconnected)
+    assert cache_count == len(list(caches))
+
+
 def test_sync_lane_streams_large_bodies():
     """A body larger than the buffer goes out in several messages, in order."""
     big = [b"x" * 100_000, b"y" * 100_000, b"z" * 100_000]

@@ -213,10 +213,10 @@ metrics_export.flush_metrics()
 assert on_disk("buffer_probe_total", {"kind": "a"}) == 110
 # One request's updates in one step (core.http_metrics.add_updates): the same amounts as one inc each.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maimconfig.settings.base")
-from core.http_metrics import add_updates, _observation
+from core.http_metrics import add_updates, observation
 assert hasattr(type(counter.labels(kind="d")._value), "inc_many"), "buffered values take a request's updates at once"
 add_updates([(counter.labels(kind="d")._value, 1), (counter.labels(kind="e")._value, 2),
-             *_observation(histogram, 0.5), (counter.labels(kind="d")._value, 1)])
+             *observation(histogram, 0.5), (counter.labels(kind="d")._value, 1)])
 assert on_disk("buffer_probe_total", {"kind": "d"}) == 0, "an update is written at once"
 metrics_export.flush_metrics()
 assert on_disk("buffer_probe_total", {"kind": "d"}) == 2 and on_disk("buffer_probe_total", {"kind": "e"}) == 2
