@@ -32,7 +32,6 @@ class Declined(Exception):
     """Internal: this request is not the fast lane's (Django answers it)."""
 
 
-
 # --- request shape ---------------------------------------------------------------------------------------
 
 def request_headers(scope) -> dict[bytes, bytes]:
@@ -231,8 +230,9 @@ class ResponseShape:
         else:
             methods = match.func.allowed_methods
         self.allow = ", ".join(methods).encode("latin-1")
+        self.locale = _middleware("django.middleware.locale.LocaleMiddleware")
         vary = []
-        if _middleware("django.middleware.locale.LocaleMiddleware"):
+        if self.locale:
             vary.append("Accept-Language")
         if _middleware("corsheaders.middleware.CorsMiddleware"):
             from corsheaders.conf import conf as cors_conf
@@ -240,7 +240,6 @@ class ResponseShape:
             if re.match(cors_conf.CORS_URLS_REGEX, path):
                 vary.append("origin")
         self.vary = ", ".join(vary).encode("latin-1") if vary else None
-        self.locale = _middleware("django.middleware.locale.LocaleMiddleware")
         self.frame = (settings.X_FRAME_OPTIONS.upper().encode("latin-1")
                       if _middleware("django.middleware.clickjacking.XFrameOptionsMiddleware") else None)
         self.common = _middleware("django.middleware.common.CommonMiddleware")
@@ -274,8 +273,6 @@ class ResponseShape:
 class ViewMetrics:
     """The series django_prometheus' Before/After middleware record for one 200 answer of the view
     (labelled children bound once; only for the middleware that is installed)."""
-
-    _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH")
 
     def __init__(self, view_name: str):
         self.view_name = view_name

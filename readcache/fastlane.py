@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 
-
 from apikeys import fastlane as lane
 from apikeys import redisstate, usage
 from apikeys.metrics import KEY_VERIFICATIONS
