@@ -174,6 +174,9 @@ def activity_representation(activity, *, default_zone: bool = False) -> dict:
 
 # --- Usage-log hot path (the fast lane, activity/usagelog_fastlane.py) -------------------------------------
 
+_MICROSECONDS_Z = "%Y-%m-%dT%H:%M:%S.%fZ"  # the format `_datetime_text` writes without strftime
+
+
 def _datetime_text(value, utc_zone: bool) -> str:
     """`_DATETIME.to_representation(value)`. With `utc_zone` (the current time zone is known to be UTC) a UTC
     value is formatted directly, skipping DRF's conversion to that same zone."""
@@ -186,9 +189,6 @@ def _datetime_text(value, utc_zone: bool) -> str:
         if output_format and output_format.lower() != ISO_8601:
             return value.strftime(output_format)
     return _DATETIME.to_representation(value)
-
-
-_MICROSECONDS_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def usage_log_representation(entry: dict, *, default_zone: bool = False) -> dict:
